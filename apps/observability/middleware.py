@@ -1,0 +1,22 @@
+from apps.observability import views
+
+PROBES = {
+    "/health": views.liveness,
+}
+
+
+class ProbeMiddleware:
+    """Answers orchestrator probes before host validation, sessions and per-request work.
+
+    The kubelet calls probes with the pod IP as Host, which ALLOWED_HOSTS rightly rejects for
+    everything else, and probes must not open a session or count as traffic.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        probe = PROBES.get(request.path_info.rstrip("/"))
+        if probe is not None:
+            return probe(request)
+        return self.get_response(request)

@@ -1,0 +1,336 @@
+"""All configuration of the orders service, read once from the environment.
+
+Every variable is listed with its default and meaning in README.md ("Configuration"). A bad
+value stops start-up with an ImproperlyConfigured naming the variable (project/environment.py).
+"""
+
+import os
+import subprocess
+from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
+
+from project.environment import Environment, parse_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+env = Environment()
+
+# --- Environment ---------------------------------------------------------------------------------
+
+DJANGO_ENV = env.choice("DJANGO_ENV", ["development", "test", "production"], default="development")
+IS_PRODUCTION = DJANGO_ENV == "production"
+IS_DEVELOPMENT = DJANGO_ENV == "development"
+IS_TEST = DJANGO_ENV == "test"
+
+DEBUG = env.bool("DJANGO_DEBUG", default=IS_DEVELOPMENT)
+if IS_PRODUCTION and DEBUG:
+    raise ImproperlyConfigured("DJANGO_DEBUG: must not be true when DJANGO_ENV=production")
+
+if IS_PRODUCTION:
+    SECRET_KEY = env.str("DJANGO_SECRET_KEY")
+    ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS")
+else:
+    # Only ever used on a developer machine or in tests; production requires its own.
+    SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="development-only-secret-key-" + "x" * 40)
+    ALLOWED_HOSTS = env.list(
+        "DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"]
+    )
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+
+
+def _git_sha():
+    sha = os.environ.get("GIT_SHA", "")
+    if sha:
+        return sha
+    try:
+        completed = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"],
+            cwd=BASE_DIR,
+            capture_output=True,
+            text=True,
+            timeout=2,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return completed.stdout.strip() or "unknown"
+
+
+GIT_SHA = _git_sha()
+
+# --- Applications and request path ---------------------------------------------------------------
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    # Before staticfiles so that runserver serves static files through WhiteNoise too.
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "apps.observability",
+]
+
+# Order matters; each entry says why it sits where it does.
+MIDDLEWARE = [
+    # HSTS, nosniff, referrer policy and the HTTPS redirect (probe paths exempt) come first.
+    "django.middleware.security.SecurityMiddleware",
+    # Static files are answered here, before any per-request work.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Probes answer before host validation and sessions: the kubelet sends the pod IP as Host.
+    "apps.observability.middleware.ProbeMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    # Validates Host against ALLOWED_HOSTS and appends slashes.
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "project.urls"
+WSGI_APPLICATION = "project.wsgi.application"
+ASGI_APPLICATION = "project.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "apps.observability.context_processors.deployment",
+            ],
+        },
+    },
+]
+
+# --- Databases -----------------------------------------------------------------------------------
+
+DB_POOL = env.bool("DB_POOL", default=True)
+DB_POOL_MIN_SIZE = env.int("DB_POOL_MIN_SIZE", default=1, minimum=0)
+DB_POOL_MAX_SIZE = env.int("DB_POOL_MAX_SIZE", default=10, minimum=1)
+DB_POOL_TIMEOUT = env.float("DB_POOL_TIMEOUT", default=10.0, minimum=0.1)
+DB_CONN_MAX_AGE = env.int("DB_CONN_MAX_AGE", default=0, minimum=0)
+DB_CONNECT_TIMEOUT = env.int("DB_CONNECT_TIMEOUT", default=5, minimum=1)
+DB_SSLMODE = env.choice(
+    "DB_SSLMODE",
+    ["", "disable", "allow", "prefer", "require", "verify-ca", "verify-full"],
+    default="",
+)
+DB_STATEMENT_TIMEOUT_MS = env.int("DB_STATEMENT_TIMEOUT_MS", default=30000, minimum=0)
+SQLITE_BUSY_TIMEOUT_MS = 5000
+if DB_POOL_MIN_SIZE > DB_POOL_MAX_SIZE:
+    raise ImproperlyConfigured(
+        f"DB_POOL_MIN_SIZE: {DB_POOL_MIN_SIZE} is larger than DB_POOL_MAX_SIZE ({DB_POOL_MAX_SIZE})"
+    )
+
+
+def database_settings(variable, url_config):
+    """Complete a parsed DATABASE_URL with the pool, timeouts and SQLite concurrency settings."""
+    config = dict(url_config)
+    options = dict(config.pop("OPTIONS", {}))
+    if config["ENGINE"] == "django.db.backends.sqlite3":
+        if config["NAME"] != ":memory:" and not Path(config["NAME"]).is_absolute():
+            config["NAME"] = str(BASE_DIR / config["NAME"])
+        # Several gunicorn processes write to one file: WAL lets readers and one writer work at
+        # once, the busy timeout waits for the lock instead of failing, and IMMEDIATE takes the
+        # write lock at BEGIN so that a read-then-write transaction cannot deadlock.
+        options.update(
+            {
+                "init_command": (
+                    "PRAGMA journal_mode=WAL;"
+                    "PRAGMA synchronous=NORMAL;"
+                    f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS};"
+                    "PRAGMA foreign_keys=ON;"
+                ),
+                "transaction_mode": "IMMEDIATE",
+                "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000,
+            }
+        )
+        config.update(OPTIONS=options, CONN_MAX_AGE=DB_CONN_MAX_AGE)
+        return config
+
+    options.setdefault("connect_timeout", DB_CONNECT_TIMEOUT)
+    options.setdefault("application_name", "orders-service")
+    if DB_SSLMODE:
+        options["sslmode"] = DB_SSLMODE
+    if DB_STATEMENT_TIMEOUT_MS:
+        options["options"] = f"-c statement_timeout={DB_STATEMENT_TIMEOUT_MS}"
+    if DB_POOL:
+        # Django's native psycopg pool: it requires CONN_MAX_AGE = 0, and in 5.2 a "check"
+        # key here raises TypeError; CONN_HEALTH_CHECKS does that job.
+        options["pool"] = {
+            "min_size": DB_POOL_MIN_SIZE,
+            "max_size": DB_POOL_MAX_SIZE,
+            "timeout": DB_POOL_TIMEOUT,
+            "name": f"orders-{variable.lower()}",
+        }
+        conn_max_age = 0
+    else:
+        conn_max_age = DB_CONN_MAX_AGE
+    config.update(OPTIONS=options, CONN_MAX_AGE=conn_max_age, CONN_HEALTH_CHECKS=True)
+    return config
+
+
+DATABASES = {
+    "default": database_settings(
+        "DATABASE_URL", env.database_url("DATABASE_URL", default="sqlite:///db.sqlite3")
+    ),
+}
+for number, replica_url in enumerate(env.list("DATABASE_REPLICA_URLS", default=[]), start=1):
+    replica = database_settings(
+        "DATABASE_REPLICA_URLS", parse_database_url("DATABASE_REPLICA_URLS", replica_url)
+    )
+    # Tests see the replica as the primary: the test database exists only once.
+    replica["TEST"] = {"MIRROR": "default"}
+    DATABASES[f"replica_{number}"] = replica
+DATABASE_ROUTERS = ["project.db_routers.PrimaryReplicaRouter"]
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Cache and sessions --------------------------------------------------------------------------
+
+REDIS_URL = env.redis_url("REDIS_URL", default="")
+REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", default=0.5, minimum=0.01)
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "orders",
+            "OPTIONS": {
+                "CLIENT_CLASS": "django_redis.client.DefaultClient",
+                # The cache fails open: a Redis outage costs a timeout, never a 500.
+                "IGNORE_EXCEPTIONS": True,
+                "SOCKET_CONNECT_TIMEOUT": REDIS_SOCKET_TIMEOUT,
+                "SOCKET_TIMEOUT": REDIS_SOCKET_TIMEOUT,
+                "CONNECTION_POOL_KWARGS": {"health_check_interval": 30},
+            },
+        }
+    }
+    DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
+    DJANGO_REDIS_LOGGER = "apps.observability.cache"
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": "orders",
+        }
+    }
+# Sessions live in the database and are cached: with the cache down they still work.
+SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+
+# --- Authentication ------------------------------------------------------------------------------
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+if IS_TEST:
+    # Hashing cost is irrelevant to what tests check and dominates their run time.
+    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+LOGIN_URL = "admin:login"
+
+# --- Internationalisation ------------------------------------------------------------------------
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env.str("DJANGO_TIME_ZONE", default="UTC")
+USE_I18N = True
+USE_TZ = True
+
+# --- Static files --------------------------------------------------------------------------------
+
+STATIC_URL = "/static/"
+STATIC_ROOT = Path(env.str("DJANGO_STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # Hashed names (cached forever) plus gzip and brotli copies, written by collectstatic.
+    # Tests run without collectstatic, so they use plain names.
+    "staticfiles": {
+        "BACKEND": (
+            "django.contrib.staticfiles.storage.StaticFilesStorage"
+            if IS_TEST
+            else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        )
+    },
+}
+WHITENOISE_MAX_AGE = 3600  # unhashed names only; hashed ones get a year
+WHITENOISE_KEEP_ONLY_HASHED_FILES = False
+
+# --- HTTPS and security headers ------------------------------------------------------------------
+
+# Probes and the metrics scrape arrive over plain HTTP from inside the cluster.
+PROBE_PATHS = ("/health", "/ready", "/health-detailed", "/metrics")
+SECURE_REDIRECT_EXEMPT = [rf"^{path.lstrip('/')}/?$" for path in PROBE_PATHS]
+SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=IS_PRODUCTION)
+# The load balancer terminates TLS and says so in X-Forwarded-Proto.
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_HSTS_SECONDS = env.int(
+    "DJANGO_SECURE_HSTS_SECONDS", default=31536000 if IS_PRODUCTION else 0, minimum=0
+)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = IS_PRODUCTION
+SECURE_HSTS_PRELOAD = IS_PRODUCTION
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SESSION_COOKIE_SECURE = IS_PRODUCTION
+CSRF_COOKIE_SECURE = IS_PRODUCTION
+SESSION_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DJANGO_MAX_BODY_BYTES", default=1_048_576, minimum=1024)
+
+# --- Observability -------------------------------------------------------------------------------
+
+LOG_LEVEL = env.choice(
+    "LOG_LEVEL", ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], default="INFO"
+)
+LOG_FORMAT = env.choice(
+    "LOG_FORMAT", ["json", "console"], default="console" if IS_DEVELOPMENT else "json"
+)
+LOG_FILE = env.str("LOG_FILE", default="")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "structured": {
+            "()": "apps.observability.logging.structured_formatter",
+            "log_format": LOG_FORMAT,
+        },
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "structured"},
+        # WatchedFileHandler reopens the file after logrotate moves it.
+        **(
+            {
+                "file": {
+                    "class": "logging.handlers.WatchedFileHandler",
+                    "filename": LOG_FILE,
+                    "formatter": "structured",
+                }
+            }
+            if LOG_FILE
+            else {}
+        ),
+    },
+    "root": {"handlers": ["console", *(["file"] if LOG_FILE else [])], "level": "WARNING"},
+    "loggers": {
+        "apps": {"level": LOG_LEVEL},
+        "project": {"level": LOG_LEVEL},
+        "django": {"level": LOG_LEVEL if LOG_LEVEL != "DEBUG" else "INFO"},
+        "gunicorn.error": {"level": LOG_LEVEL, "propagate": True},
+        "gunicorn.access": {"level": "INFO", "propagate": True},
+    },
+}
+
+# --- Process model -------------------------------------------------------------------------------
+
+PORT = env.int("PORT", default=8000, minimum=1, maximum=65535)
+WEB_CONCURRENCY = env.int(
+    "WEB_CONCURRENCY", default=min(4, 2 * (os.cpu_count() or 1) + 1), minimum=1
+)
+GUNICORN_THREADS = env.int("GUNICORN_THREADS", default=1, minimum=1)
