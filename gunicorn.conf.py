@@ -34,7 +34,7 @@ keepalive = 5
 max_requests = 2000
 max_requests_jitter = 200
 # The heartbeat file lives in memory: a container's overlay filesystem can stall it.
-worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108
 # gunicorn 27's control socket defaults to one path per user, which several servers would share.
 control_socket_disable = True
 

@@ -16,7 +16,7 @@ def replica_aliases():
 def read_replica_alias():
     """A replica for a heavy read, or the primary when none is configured."""
     replicas = replica_aliases()
-    return random.choice(replicas) if replicas else "default"
+    return random.choice(replicas) if replicas else "default"  # noqa: S311 - load spreading
 
 
 class PrimaryReplicaRouter:

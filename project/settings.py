@@ -44,7 +44,7 @@ def _git_sha():
         return sha
     try:
         completed = subprocess.run(
-            ["git", "rev-parse", "--short=12", "HEAD"],
+            ["git", "rev-parse", "--short=12", "HEAD"],  # noqa: S607 - git from PATH
             cwd=BASE_DIR,
             capture_output=True,
             text=True,
