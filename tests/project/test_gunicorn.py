@@ -1,0 +1,161 @@
+"""gunicorn.conf.py: worker arithmetic, --preload safety, and the real server end to end."""
+
+import json
+import os
+import re
+
+import pytest
+import requests
+
+from tests.processes import (
+    gunicorn_server,
+    production_environment,
+    project_environment,
+    run_manage,
+    run_python,
+)
+
+PRINT_GUNICORN_CONFIG = (
+    "import json, runpy; c = runpy.run_path('gunicorn.conf.py'); "
+    "print(json.dumps({k: c[k] for k in ('bind', 'workers', 'threads', 'worker_class', "
+    "'max_requests', 'max_requests_jitter', 'timeout', 'graceful_timeout')}))"
+)
+
+
+def gunicorn_config(**variables):
+    result = run_python(PRINT_GUNICORN_CONFIG, project_environment(**variables))
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_default_workers_are_twice_the_cores_plus_one_capped_at_four():
+    assert gunicorn_config()["workers"] == min(4, 2 * os.cpu_count() + 1)
+
+
+def test_web_concurrency_sets_the_worker_count():
+    assert gunicorn_config(WEB_CONCURRENCY="3")["workers"] == 3
+
+
+def test_threads_switch_to_the_threaded_worker():
+    config = gunicorn_config(GUNICORN_THREADS="4")
+    assert (config["threads"], config["worker_class"]) == (4, "gthread")
+
+
+def test_one_thread_uses_the_sync_worker():
+    assert gunicorn_config(GUNICORN_THREADS="1")["worker_class"] == "sync"
+
+
+def test_port_sets_the_bind_address():
+    assert gunicorn_config(PORT="9123")["bind"] == ["0.0.0.0:9123"]
+
+
+def test_workers_are_recycled_with_jitter_and_shut_down_gracefully():
+    config = gunicorn_config()
+    assert config["max_requests"] > 0
+    assert 0 < config["max_requests_jitter"] < config["max_requests"]
+    assert 0 < config["graceful_timeout"] <= config["timeout"]
+
+
+def test_bad_worker_count_stops_gunicorn_naming_the_variable():
+    result = run_python(PRINT_GUNICORN_CONFIG, project_environment(WEB_CONCURRENCY="lots"))
+    assert result.returncode == 2
+    assert "Configuration error: WEB_CONCURRENCY" in result.stderr
+
+
+def test_pre_fork_closes_connections_and_pools_opened_in_the_master():
+    code = """
+import django, runpy
+django.setup()
+from django.db import connection
+connection.ensure_connection()
+pre_fork = runpy.run_path("gunicorn.conf.py")["pre_fork"]
+pre_fork(None, None)
+pools = getattr(type(connection), "_connection_pools", {})
+print(connection.connection is None, connection.alias in pools)
+"""
+    environment = project_environment(DJANGO_SETTINGS_MODULE="project.settings")
+    if os.environ.get("DATABASE_URL"):
+        environment["DATABASE_URL"] = os.environ["DATABASE_URL"]
+        environment["DJANGO_ENV"] = "test"
+    # Connect to the server's maintenance database: the test database may not exist yet.
+    if environment.get("DATABASE_URL", "").startswith("postgres"):
+        environment["DATABASE_URL"] = environment["DATABASE_URL"].rsplit("/", 1)[0] + "/postgres"
+    result = run_python(code, environment)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "False"]
+
+
+@pytest.fixture(scope="module")
+def production_server(tmp_path_factory):
+    """gunicorn in production mode on a fresh SQLite file with collected static files."""
+    workdir = tmp_path_factory.mktemp("server")
+    environment = production_environment(
+        DATABASE_URL=f"sqlite:///{workdir / 'db.sqlite3'}",
+        DJANGO_STATIC_ROOT=workdir / "static",
+        DJANGO_ALLOWED_HOSTS="127.0.0.1",
+        DJANGO_SECURE_SSL_REDIRECT="false",
+        WEB_CONCURRENCY="2",
+        LOG_LEVEL="WARNING",
+    )
+    # Collecting the API docs' assets too would only slow this test down (brotli is costly).
+    collect_admin_assets = (
+        "collectstatic",
+        "--noinput",
+        "-i",
+        "drf_spectacular_sidecar",
+        "-i",
+        "rest_framework",
+    )
+    for command in (("migrate", "--noinput"), collect_admin_assets):
+        result = run_manage(*command, environment=environment)
+        assert result.returncode == 0, result.stderr
+    with gunicorn_server(environment) as base_url:
+        yield base_url
+
+
+def test_server_answers_liveness(production_server):
+    response = requests.get(f"{production_server}/health", timeout=5)
+    assert response.status_code == 200
+    assert response.json()["status"] == "ok"
+
+
+def hashed_stylesheet_path(production_server):
+    page = requests.get(f"{production_server}/admin/login/", timeout=5)
+    assert page.status_code == 200
+    match = re.search(r'href="(/static/admin/css/base\.[0-9a-f]{12}\.css)"', page.text)
+    assert match, "the login page should link the hashed stylesheet"
+    return match.group(1)
+
+
+def test_static_files_are_linked_by_hashed_name(production_server):
+    assert hashed_stylesheet_path(production_server)
+
+
+def test_hashed_static_files_are_cached_for_a_year(production_server):
+    path = hashed_stylesheet_path(production_server)
+    response = requests.get(f"{production_server}{path}", timeout=5)
+    assert response.status_code == 200
+    assert "max-age=315360000" in response.headers["Cache-Control"]
+    assert "immutable" in response.headers["Cache-Control"]
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "br"])
+def test_static_files_are_served_compressed(production_server, encoding):
+    path = hashed_stylesheet_path(production_server)
+    response = requests.get(
+        f"{production_server}{path}", headers={"Accept-Encoding": encoding}, timeout=5, stream=True
+    )
+    assert response.headers["Content-Encoding"] == encoding
+    assert response.headers["Vary"] == "Accept-Encoding"
+    response.close()
+
+
+def test_unknown_host_is_refused_but_probes_answer(production_server):
+    page = requests.get(
+        f"{production_server}/admin/login/", headers={"Host": "10.1.2.3:8000"}, timeout=5
+    )
+    probe = requests.get(
+        f"{production_server}/health", headers={"Host": "10.1.2.3:8000"}, timeout=5
+    )
+    assert page.status_code == 400
+    assert probe.status_code == 200
