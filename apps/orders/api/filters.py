@@ -1,0 +1,92 @@
+import datetime as dt
+
+from django import forms
+from django_filters import rest_framework as filters
+from rest_framework import exceptions
+from rest_framework.filters import SearchFilter
+
+from apps.orders.models import Customer, Order, Product
+
+MAX_ID = 2**63 - 1
+
+
+class IdFilter(filters.NumberFilter):
+    field_class = forms.IntegerField
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("min_value", 1)
+        kwargs.setdefault("max_value", MAX_ID)
+        super().__init__(*args, **kwargs)
+
+
+def money_filter(lookup_expr):
+    return filters.NumberFilter(
+        field_name="price", lookup_expr=lookup_expr, max_digits=12, decimal_places=2, min_value=0
+    )
+
+
+def database_datetime(value):
+    """The datetime in UTC: PostgreSQL refuses offsets beyond ±15:59, which ISO 8601 allows."""
+    try:
+        return value.astimezone(dt.UTC)
+    except (OverflowError, ValueError):
+        raise exceptions.ValidationError("Date and time out of range.") from None
+
+
+class UTCDateTimeFromToRangeFilter(filters.IsoDateTimeFromToRangeFilter):
+    def filter(self, queryset, value):
+        if value:
+            try:
+                value = slice(
+                    value.start and database_datetime(value.start),
+                    value.stop and database_datetime(value.stop),
+                )
+            except exceptions.ValidationError as error:
+                raise exceptions.ValidationError({self.field_name: error.detail}) from None
+        return super().filter(queryset, value)
+
+
+class SafeSearchFilter(SearchFilter):
+    """DRF's search, refusing NUL characters (PostgreSQL rejects them in a query)."""
+
+    def get_search_terms(self, request):
+        value = request.query_params.get(self.search_param, "")
+        if "\x00" in value:
+            raise exceptions.ValidationError(
+                {self.search_param: ["Null characters are not allowed."]}
+            )
+        if len(value) > 200:
+            raise exceptions.ValidationError({self.search_param: ["At most 200 characters."]})
+        return super().get_search_terms(request)
+
+
+class CustomerFilter(filters.FilterSet):
+    email = filters.CharFilter(lookup_expr="iexact", max_length=254)
+
+    class Meta:
+        model = Customer
+        fields = ["email"]
+
+
+class ProductFilter(filters.FilterSet):
+    sku = filters.CharFilter(max_length=64)
+    min_price = money_filter("gte")
+    max_price = money_filter("lte")
+    in_stock = filters.BooleanFilter(method="filter_in_stock", label="in stock")
+
+    class Meta:
+        model = Product
+        fields = ["sku", "is_active", "min_price", "max_price", "in_stock"]
+
+    def filter_in_stock(self, queryset, name, value):
+        return queryset.filter(stock__gt=0) if value else queryset.filter(stock=0)
+
+
+class OrderFilter(filters.FilterSet):
+    status = filters.ChoiceFilter(choices=Order.Status.choices)
+    customer = IdFilter(field_name="customer_id")
+    created = UTCDateTimeFromToRangeFilter(field_name="created_at")
+
+    class Meta:
+        model = Order
+        fields = ["status", "customer", "created"]

@@ -1,0 +1,143 @@
+from rest_framework import serializers
+
+from apps.orders.models import Customer, Order, OrderLine, Product
+
+MAX_ID = 2**63 - 1
+MAX_QUANTITY = 1_000_000
+MAX_STOCK = 2_147_483_647
+MAX_LINES = 100
+
+
+class OrganizationScopedSerializer(serializers.ModelSerializer):
+    """Writes set the organization of the API key; uniqueness per organization is checked here
+    (the database constraint stays the last word)."""
+
+    unique_per_organization = ()
+
+    @property
+    def organization(self):
+        return self.context["organization"]
+
+    def validate(self, attrs):
+        attrs = super().validate(attrs)
+        model = self.Meta.model
+        for field in self.unique_per_organization:
+            if field not in attrs:
+                continue
+            clash = model.objects.for_org(self.organization).filter(**{field: attrs[field]})
+            if self.instance is not None:
+                clash = clash.exclude(pk=self.instance.pk)
+            if clash.exists():
+                raise serializers.ValidationError(
+                    {field: [f"A {model._meta.verbose_name} with this {field} already exists."]}
+                )
+        return attrs
+
+    def create(self, validated_data):
+        return super().create({**validated_data, "organization": self.organization})
+
+
+class CustomerSerializer(OrganizationScopedSerializer):
+    unique_per_organization = ("email",)
+
+    class Meta:
+        model = Customer
+        fields = ["id", "email", "name"]
+
+
+class ProductSerializer(OrganizationScopedSerializer):
+    unique_per_organization = ("sku",)
+    price = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=0)
+    stock = serializers.IntegerField(min_value=0, max_value=MAX_STOCK, required=False)
+
+    class Meta:
+        model = Product
+        fields = ["id", "sku", "name", "price", "stock", "is_active"]
+
+
+class CustomerSummarySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Customer
+        fields = ["id", "email", "name"]
+
+
+class ProductSummarySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Product
+        fields = ["id", "sku", "name"]
+
+
+class OrderLineSerializer(serializers.ModelSerializer):
+    product = ProductSummarySerializer(read_only=True)
+
+    class Meta:
+        model = OrderLine
+        fields = ["product", "quantity", "unit_price", "line_total"]
+
+
+class OrderSerializer(serializers.ModelSerializer):
+    customer = CustomerSummarySerializer(read_only=True)
+    lines = OrderLineSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Order
+        fields = ["id", "number", "status", "customer", "currency", "total", "lines", "created_at"]
+        read_only_fields = fields
+
+
+class OrderListSerializer(serializers.ModelSerializer):
+    """A list row: the order with its customer summary and line count, without the lines."""
+
+    customer = CustomerSummarySerializer(read_only=True)
+    line_count = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = Order
+        fields = [
+            "id",
+            "number",
+            "status",
+            "customer",
+            "currency",
+            "total",
+            "line_count",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+
+class OrderLineInputSerializer(serializers.Serializer):
+    product = serializers.IntegerField(min_value=1, max_value=MAX_ID)
+    quantity = serializers.IntegerField(min_value=1, max_value=MAX_QUANTITY)
+
+
+class OrderCreateSerializer(serializers.Serializer):
+    """`{"customer": id, "lines": [{"product": id, "quantity": n}]}`; ids of the key's org only."""
+
+    customer = serializers.IntegerField(min_value=1, max_value=MAX_ID)
+    lines = OrderLineInputSerializer(many=True, allow_empty=False, max_length=MAX_LINES)
+
+    def validate_customer(self, value):
+        customer = Customer.objects.for_org(self.context["organization"]).filter(pk=value).first()
+        if customer is None:
+            raise serializers.ValidationError(f"No customer with id {value}.")
+        return customer
+
+    def validate_lines(self, lines):
+        product_ids = [line["product"] for line in lines]
+        if len(set(product_ids)) != len(product_ids):
+            raise serializers.ValidationError("Each product may appear only once.")
+        known = set(
+            Product.objects.for_org(self.context["organization"])
+            .filter(pk__in=product_ids)
+            .values_list("pk", flat=True)
+        )
+        # Keyed by line index, like DRF's own errors for list items.
+        errors = {
+            index: {"product": [f"No product with id {line['product']}."]}
+            for index, line in enumerate(lines)
+            if line["product"] not in known
+        }
+        if errors:
+            raise serializers.ValidationError(errors)
+        return lines

@@ -1,0 +1,31 @@
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.permissions import AllowAny
+from rest_framework.routers import SimpleRouter
+
+from apps.orders.api import views
+from apps.orders.api.errors import api_not_found
+
+app_name = "api"
+
+router = SimpleRouter()
+router.register("customers", views.CustomerViewSet, basename="customer")
+router.register("products", views.ProductViewSet, basename="product")
+router.register("orders", views.OrderViewSet, basename="order")
+
+# The schema and its documentation page are public: they describe the API, they hold no data.
+public = {"authentication_classes": [], "permission_classes": [AllowAny], "throttle_classes": []}
+
+urlpatterns = [
+    path("v1/", include(router.urls)),
+    path("v1/reports/sales/", views.SalesReportView.as_view(), name="report-sales"),
+    path(
+        "v1/reports/top-products/",
+        views.TopProductsReportView.as_view(),
+        name="report-top-products",
+    ),
+    path("schema/", SpectacularAPIView.as_view(**public), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema", **public), name="docs"),
+    # Anything else under /api/ is a JSON 404 in the API's error shape.
+    re_path(r"^[\s\S]*$", api_not_found, name="not-found"),
+]

@@ -1,0 +1,10 @@
+from django.apps import AppConfig
+
+
+class OrdersConfig(AppConfig):
+    name = "apps.orders"
+    verbose_name = "Orders"
+
+    def ready(self):
+        # Registers the Bearer API key security scheme with drf-spectacular.
+        from apps.orders.api import schema  # noqa: F401

@@ -1,0 +1,110 @@
+"""Sales reports: aggregated in the database, read from a replica when one is configured,
+cached briefly per organization and parameters."""
+
+import datetime as dt
+from decimal import Decimal
+
+from django.core.cache import cache
+from django.db.models import Count, Sum
+from django.db.models.functions import TruncDate
+from django.utils import timezone
+
+from apps.orders.models import Order, OrderLine
+from project.db_routers import read_replica_alias
+
+REPORT_CACHE_SECONDS = 60
+MAX_RANGE_DAYS = 366
+DEFAULT_RANGE_DAYS = 30
+# Dates far enough from the calendar's ends that a range and its bounds stay computable.
+EARLIEST_DATE = dt.date(1970, 1, 1)
+LATEST_DATE = dt.date(9000, 12, 31)
+# Sales are orders that were paid (shipped ones were paid first), by day of creation.
+SOLD_STATUSES = (Order.Status.PAID, Order.Status.SHIPPED)
+CENT = Decimal("0.01")
+
+
+def _money(value):
+    # SQLite sums decimals as numbers without scale; answer "20.00", not "20", everywhere.
+    return str(Decimal(value).quantize(CENT))
+
+
+def _bounds(start, end):
+    tz = timezone.get_current_timezone()
+    return (
+        dt.datetime.combine(start, dt.time.min, tzinfo=tz),
+        dt.datetime.combine(end + dt.timedelta(days=1), dt.time.min, tzinfo=tz),
+    )
+
+
+def _sales_by_day(alias, organization, start, end):
+    since, until = _bounds(start, end)
+    rows = (
+        Order.objects.using(alias)
+        .filter(
+            organization=organization,
+            status__in=SOLD_STATUSES,
+            created_at__gte=since,
+            created_at__lt=until,
+        )
+        .annotate(day=TruncDate("created_at"))
+        .values("day")
+        .annotate(orders=Count("id"), revenue=Sum("total"))
+        .order_by("day")
+    )
+    by_day = {row["day"]: row for row in rows}
+    days = []
+    day = start
+    while day <= end:
+        row = by_day.get(day)
+        days.append(
+            {
+                "date": day.isoformat(),
+                "orders": row["orders"] if row else 0,
+                "revenue": _money(row["revenue"] if row else 0),
+            }
+        )
+        day += dt.timedelta(days=1)
+    return days
+
+
+def _top_products(alias, organization, start, end, limit):
+    since, until = _bounds(start, end)
+    rows = (
+        OrderLine.objects.using(alias)
+        .filter(
+            organization=organization,
+            order__status__in=SOLD_STATUSES,
+            order__created_at__gte=since,
+            order__created_at__lt=until,
+        )
+        .values("product_id", "product__sku", "product__name")
+        .annotate(quantity=Sum("quantity"), revenue=Sum("line_total"), orders=Count("order_id"))
+        .order_by("-quantity", "product_id")[:limit]
+    )
+    return [
+        {
+            "product": row["product_id"],
+            "sku": row["product__sku"],
+            "name": row["product__name"],
+            "quantity": row["quantity"],
+            "orders": row["orders"],
+            "revenue": _money(row["revenue"]),
+        }
+        for row in rows
+    ]
+
+
+REPORTS = {"sales": _sales_by_day, "top_products": _top_products}
+
+
+def run_report(name, organization, start, end, **params):
+    """The one read path of reports: cached, and on a replica when there is one."""
+    key = ":".join(
+        ["report", name, str(organization.pk), start.isoformat(), end.isoformat()]
+        + [f"{param}={value}" for param, value in sorted(params.items())]
+    )
+    result = cache.get(key)
+    if result is None:
+        result = REPORTS[name](read_replica_alias(), organization, start, end, **params)
+        cache.set(key, result, REPORT_CACHE_SECONDS)
+    return result

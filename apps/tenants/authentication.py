@@ -1,0 +1,47 @@
+"""`Authorization: Bearer <api key>` for the API, on top of djangorestframework-api-key."""
+
+from django.contrib.auth.models import AnonymousUser
+from rest_framework import authentication, exceptions, permissions
+from rest_framework_api_key.permissions import KeyParser
+
+from apps.tenants.models import OrganizationAPIKey
+
+
+class BearerKeyParser(KeyParser):
+    keyword = "Bearer"
+
+
+class BearerAPIKeyAuthentication(authentication.BaseAuthentication):
+    """Authenticates a request by organization API key.
+
+    `request.auth` becomes the key (with its organization); `request.user` stays anonymous:
+    keys act for an organization, not for a person.
+    """
+
+    keyword = "Bearer"
+    key_parser = BearerKeyParser()
+
+    def authenticate(self, request):
+        key = self.key_parser.get(request)
+        if key is None:
+            return None
+        key = key.strip()
+        if not key or len(key) > 200:
+            raise exceptions.AuthenticationFailed("Invalid API key.")
+        try:
+            api_key = OrganizationAPIKey.objects.get_from_key(key)
+        except OrganizationAPIKey.DoesNotExist:
+            raise exceptions.AuthenticationFailed("Invalid or revoked API key.") from None
+        if api_key.has_expired:
+            raise exceptions.AuthenticationFailed("The API key has expired.")
+        api_key.record_use()
+        return AnonymousUser(), api_key
+
+    def authenticate_header(self, request):
+        # Makes DRF answer 401 (not 403) with `WWW-Authenticate: Bearer`.
+        return self.keyword
+
+
+class HasOrganizationAPIKey(permissions.BasePermission):
+    def has_permission(self, request, view):
+        return isinstance(request.auth, OrganizationAPIKey)
