@@ -1,7 +1,10 @@
-from apps.observability import views
+from apps.observability import metrics, views
 
 PROBES = {
     "/health": views.liveness,
+    "/ready": views.readiness,
+    # Prometheus scrapes the pod IP too; the view checks the token (or a staff session) itself.
+    "/metrics": metrics.metrics_view,
 }
 
 

@@ -1,0 +1,441 @@
+"""Health checks behind /ready and /health-detailed, and the runner that bounds them in time.
+
+The checks are django-health-check 4.x `HealthCheck` dataclasses: `run()` raises
+`ServiceUnavailable` when a dependency is down and `ServiceWarning` when it works but needs
+attention, and may return a dict of details for /health-detailed.
+
+They are not run through `HealthCheckView`: that view is async, so under gunicorn's WSGI workers
+it runs in a fresh event loop whose shutdown waits for every executor thread, so a check stuck
+on a database that never answers holds the response until the driver gives up (the connect and
+pool timeouts, 5 s and 10 s here), and it answers 500 on any failure or warning. `run_checks`
+runs each check in its own daemon thread and stops waiting at one shared deadline
+(HEALTH_CHECK_TIMEOUT_SECONDS); a check still running when the next probe arrives is joined,
+not started again, so a hanging dependency costs one thread per check, not one per probe.
+
+A check that touches the ORM in its thread closes that thread's connection in `finally`: with
+the psycopg pool an unclosed connection never returns to the pool, and after `DB_POOL_MAX_SIZE`
+probes every query of the worker would wait for one.
+"""
+
+import asyncio
+import dataclasses
+import inspect
+import logging
+import os
+import platform
+import shutil
+import threading
+import time
+import uuid
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeoutError
+from typing import ClassVar
+
+import django
+from django.conf import settings
+from django.core.cache import caches
+from django.db import DatabaseError, connections
+from django.db.migrations.executor import MigrationExecutor
+from health_check import Cache, Database, HealthCheck
+from health_check.exceptions import HealthCheckException, ServiceUnavailable, ServiceWarning
+
+from project.db_routers import replica_aliases
+
+logger = logging.getLogger(__name__)
+
+OK = "ok"
+WARNING = "warning"  # works, needs attention (disk, memory); never fails a probe
+DEGRADED = "degraded"  # an optional dependency is down; the service still answers
+FAILING = "failing"  # a required dependency is down; readiness answers 503
+
+PROCESS_STARTED = time.monotonic()
+DISK_WARNING_PERCENT = 90.0
+MEMORY_WARNING_PERCENT = 90.0
+
+
+def _close_connection(alias):
+    """Return this thread's connection to the pool (or close it); a close error is no news."""
+    try:
+        connections[alias].close()
+    except DatabaseError:
+        logger.debug("closing the %s connection of a health check failed", alias, exc_info=True)
+
+
+def pool_statistics(alias):
+    """psycopg pool statistics of this process for `alias`, or None without a pool."""
+    pool = getattr(connections[alias], "pool", None)
+    if pool is None:
+        return None
+    return pool.get_stats()
+
+
+@dataclasses.dataclass
+class DatabaseCheck(Database):
+    """SELECT 1 on the database, through the pool like any query of the process."""
+
+    required: ClassVar[bool] = True
+
+    @property
+    def name(self):
+        return "database" if self.alias == "default" else f"database:{self.alias}"
+
+    def run(self):
+        try:
+            super().run()
+        finally:
+            _close_connection(self.alias)
+        return {"vendor": connections[self.alias].vendor}
+
+    def describe_delay(self):
+        """Why the check may still be waiting: the pool has no connection to give."""
+        statistics = pool_statistics(self.alias)
+        if statistics is None:
+            return ""
+        return (
+            f" (pool: {statistics['pool_available']} of {statistics['pool_size']} connections"
+            f" free, {statistics.get('requests_waiting', 0)} waiting)"
+        )
+
+
+# Once every migration is applied, this process never needs to ask again.
+_migrated_aliases = set()
+
+
+@dataclasses.dataclass
+class MigrationsCheck(HealthCheck):
+    """Every migration on disk is applied; remembered once true."""
+
+    alias: str = "default"
+    required: ClassVar[bool] = True
+
+    @property
+    def name(self):
+        return "migrations" if self.alias == "default" else f"migrations:{self.alias}"
+
+    def run(self):
+        if self.alias in _migrated_aliases:
+            return {"message": "all applied"}
+        try:
+            executor = MigrationExecutor(connections[self.alias])
+            plan = executor.migration_plan(executor.loader.graph.leaf_nodes())
+        except DatabaseError as error:
+            raise ServiceUnavailable(f"cannot read migrations ({type(error).__name__})") from error
+        finally:
+            _close_connection(self.alias)
+        if plan:
+            raise ServiceUnavailable(f"{len(plan)} migration(s) not applied")
+        _migrated_aliases.add(self.alias)
+        return {"message": "all applied"}
+
+
+@dataclasses.dataclass
+class ConnectionPoolCheck(HealthCheck):
+    """The connection pool is not exhausted: requests wait while every connection is in use."""
+
+    alias: str = "default"
+    required: ClassVar[bool] = True
+
+    @property
+    def name(self):
+        return "database_pool" if self.alias == "default" else f"database_pool:{self.alias}"
+
+    def run(self):
+        statistics = pool_statistics(self.alias)
+        if statistics is None:
+            return {"message": "no pool configured"}
+        in_use = statistics["pool_size"] - statistics["pool_available"]
+        waiting = statistics.get("requests_waiting", 0)
+        message = f"{in_use}/{statistics['pool_max']} in use, {waiting} waiting"
+        if waiting and in_use >= statistics["pool_max"]:
+            raise ServiceUnavailable(f"exhausted: {message}")
+        return {"message": message, "statistics": statistics}
+
+
+@dataclasses.dataclass
+class CacheCheck(Cache):
+    """A value written to the cache reads back.
+
+    The cache fails open (django-redis IGNORE_EXCEPTIONS): a failed write or read is silent, so
+    the round trip is what tells whether the cache works. Synchronous on purpose: the async cache
+    methods would run in asgiref's one shared thread, which a hanging Redis would block.
+    """
+
+    required: ClassVar[bool] = False
+
+    @property
+    def name(self):
+        return "cache" if self.alias == "default" else f"cache:{self.alias}"
+
+    def run(self):
+        cache = caches[self.alias]
+        key = f"{self.key_prefix}:{uuid.uuid4().hex}"
+        value = uuid.uuid4().hex
+        cache.set(key, value, timeout=self.timeout.total_seconds())
+        if cache.get(key) != value:
+            raise ServiceUnavailable("a value written was not read back (cache unreachable?)")
+        cache.delete(key)
+        return {"backend": type(cache).__name__}
+
+
+REPLICA_STATE_SQL = """
+SELECT pg_is_in_recovery(),
+       CASE WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
+            ELSE EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp())
+       END
+"""
+
+
+@dataclasses.dataclass
+class ReplicaCheck(HealthCheck):
+    """A read replica answers and is not too far behind; down or lagging degrades reads only."""
+
+    alias: str
+    required: ClassVar[bool] = False
+
+    @property
+    def name(self):
+        return self.alias
+
+    def run(self):
+        connection = connections[self.alias]
+        try:
+            with connection.cursor() as cursor:
+                if connection.vendor != "postgresql":
+                    cursor.execute("SELECT 1")
+                    return {"message": "reachable"}
+                cursor.execute(REPLICA_STATE_SQL)
+                in_recovery, lag = cursor.fetchone()
+        except DatabaseError as error:
+            raise ServiceUnavailable(f"unreachable ({type(error).__name__})") from error
+        finally:
+            _close_connection(self.alias)
+        details = {"pool": pool_statistics(self.alias), "in_recovery": in_recovery}
+        if not in_recovery:
+            return {**details, "message": "not in recovery (a primary?)", "lag_seconds": None}
+        lag_seconds = None if lag is None else round(float(lag), 3)
+        details["lag_seconds"] = lag_seconds
+        if lag_seconds is None:
+            raise ServiceUnavailable("has replayed nothing yet")
+        if lag_seconds > settings.HEALTH_REPLICA_MAX_LAG_SECONDS:
+            raise ServiceUnavailable(
+                f"lags {lag_seconds:.1f} s (limit {settings.HEALTH_REPLICA_MAX_LAG_SECONDS:g} s)"
+            )
+        return {**details, "message": f"lags {lag_seconds:.1f} s"}
+
+
+@dataclasses.dataclass
+class DiskCheck(HealthCheck):
+    """Free space where the service writes (warning only)."""
+
+    path: str = dataclasses.field(default_factory=lambda: str(settings.BASE_DIR))
+    max_usage_percent: float = DISK_WARNING_PERCENT
+    required: ClassVar[bool] = False
+
+    name = "disk"
+
+    def run(self):
+        usage = shutil.disk_usage(self.path)
+        percent = round(100 * usage.used / usage.total, 1)
+        message = f"{percent} % used, {usage.free / 2**30:.1f} GiB free"
+        if percent >= self.max_usage_percent:
+            raise ServiceWarning(message)
+        return {"message": message, "path": self.path}
+
+
+def _read_number(path):
+    try:
+        with open(path) as file:
+            text = file.read().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def memory_usage():
+    """(used bytes, limit bytes) of this container (cgroup v2) or else of the host, or None."""
+    used = _read_number("/sys/fs/cgroup/memory.current")
+    limit = _read_number("/sys/fs/cgroup/memory.max")  # "max" (no limit) reads as None
+    if used is not None and limit is not None:
+        return used, limit
+    try:
+        with open("/proc/meminfo") as file:
+            fields = dict(line.split(":", 1) for line in file)
+    except OSError:
+        return None
+    total = int(fields["MemTotal"].split()[0]) * 1024
+    available = int(fields["MemAvailable"].split()[0]) * 1024
+    return total - available, total
+
+
+def process_resident_bytes():
+    try:
+        with open("/proc/self/statm") as file:
+            return int(file.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+@dataclasses.dataclass
+class MemoryCheck(HealthCheck):
+    """Memory used against the container limit, or the host's memory (warning only)."""
+
+    max_usage_percent: float = MEMORY_WARNING_PERCENT
+    required: ClassVar[bool] = False
+
+    name = "memory"
+
+    def run(self):
+        details = {"process_resident_bytes": process_resident_bytes()}
+        usage = memory_usage()
+        if usage is None:
+            return {**details, "message": "memory usage not available on this system"}
+        used, limit = usage
+        percent = round(100 * used / limit, 1)
+        message = f"{percent} % of {limit / 2**30:.1f} GiB used"
+        if percent >= self.max_usage_percent:
+            raise ServiceWarning(message)
+        return {**details, "message": message}
+
+
+@dataclasses.dataclass
+class CheckResult:
+    name: str
+    status: str
+    message: str
+    time_ms: float
+    details: dict = dataclasses.field(default_factory=dict)
+
+    def as_json(self, with_details=False):
+        data = {"status": self.status, "message": self.message, "time_ms": self.time_ms}
+        if with_details and self.details:
+            data["details"] = self.details
+        return data
+
+
+@dataclasses.dataclass
+class _Outcome:
+    details: dict | None
+    error: BaseException | None
+    seconds: float
+
+
+_in_flight = {}
+_in_flight_lock = threading.Lock()
+
+
+def _execute(check, future, key):
+    started = time.monotonic()
+    try:
+        if inspect.iscoroutinefunction(check.run):
+            details = asyncio.run(check.run())
+        else:
+            details = check.run()
+        outcome = _Outcome(details or {}, None, time.monotonic() - started)
+    except BaseException as error:  # reported as the check's result
+        outcome = _Outcome(None, error, time.monotonic() - started)
+    finally:
+        with _in_flight_lock:
+            if _in_flight.get(key) is future:
+                del _in_flight[key]
+    future.set_result(outcome)
+
+
+def _start(check):
+    """A future for the check's outcome: a new thread, or the one still running from before."""
+    key = repr(check)
+    with _in_flight_lock:
+        future = _in_flight.get(key)
+        if future is None:
+            future = Future()
+            _in_flight[key] = future
+            threading.Thread(
+                target=_execute,
+                args=(check, future, key),
+                name=f"health-check-{check.name}",
+                daemon=True,
+            ).start()
+    return future
+
+
+def _log_failure(check, message):
+    # A degraded optional dependency is logged once per probe for as long as it lasts.
+    level = logging.WARNING if check.required else logging.INFO
+    logger.log(level, "health check %s: %s", check.name, message)
+
+
+def _result(check, outcome):
+    time_ms = round(outcome.seconds * 1000, 1)
+    failed_status = FAILING if check.required else DEGRADED
+    if outcome.error is None:
+        details = dict(outcome.details)
+        return CheckResult(check.name, OK, details.pop("message", "ok"), time_ms, details)
+    if isinstance(outcome.error, ServiceWarning):
+        return CheckResult(check.name, WARNING, outcome.error.message, time_ms)
+    if isinstance(outcome.error, HealthCheckException):
+        _log_failure(check, outcome.error.message)
+        return CheckResult(check.name, failed_status, outcome.error.message, time_ms)
+    logger.error("health check %s raised", check.name, exc_info=outcome.error)
+    return CheckResult(
+        check.name, failed_status, f"unexpected error ({type(outcome.error).__name__})", time_ms
+    )
+
+
+def run_checks(checks, timeout=None):
+    """Run the checks concurrently and return their results once all are done or time is up."""
+    timeout = settings.HEALTH_CHECK_TIMEOUT_SECONDS if timeout is None else timeout
+    started = time.monotonic()
+    deadline = started + timeout
+    futures = [(check, _start(check)) for check in checks]
+    results = []
+    for check, future in futures:
+        try:
+            outcome = future.result(timeout=max(0.0, deadline - time.monotonic()))
+        except FutureTimeoutError:
+            waited_ms = round((time.monotonic() - started) * 1000, 1)
+            status = FAILING if check.required else DEGRADED
+            describe_delay = getattr(check, "describe_delay", lambda: "")
+            message = f"timed out after {timeout:g} s{describe_delay()}"
+            _log_failure(check, message)
+            results.append(CheckResult(check.name, status, message, waited_ms))
+        else:
+            results.append(_result(check, outcome))
+    return results
+
+
+def overall_status(results):
+    statuses = {result.status for result in results}
+    if FAILING in statuses:
+        return FAILING
+    if DEGRADED in statuses:
+        return DEGRADED
+    if WARNING in statuses:
+        return WARNING
+    return OK
+
+
+def readiness_checks():
+    """What decides whether this process should receive traffic."""
+    return [
+        DatabaseCheck(),
+        MigrationsCheck(),
+        ConnectionPoolCheck(),
+        CacheCheck(),
+        *(ReplicaCheck(alias) for alias in replica_aliases()),
+    ]
+
+
+def detailed_checks():
+    return [*readiness_checks(), DiskCheck(), MemoryCheck()]
+
+
+def process_information():
+    return {
+        "pid": os.getpid(),
+        "uptime_seconds": round(time.monotonic() - PROCESS_STARTED, 1),
+        "environment": settings.DJANGO_ENV,
+        "versions": {
+            "python": platform.python_version(),
+            "django": django.get_version(),
+            "git_sha": settings.GIT_SHA,
+        },
+    }

@@ -1,0 +1,353 @@
+"""Servers for the health probe tests: throwaway PostgreSQL and Redis, a database that never
+answers, and gunicorn running the project against them.
+
+Every server listens on a free local port, lives in a temporary directory and is stopped by a
+finalizer (process groups are killed), so tests never touch the shared PostgreSQL or Redis.
+"""
+
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+import requests
+
+from apps.observability import draining, health
+from tests.processes import GUNICORN, PROJECT_DIR, free_port, project_environment, run_manage
+
+POSTGRES_BIN = Path(os.environ.get("POSTGRES_BIN", "/usr/lib/postgresql/15/bin"))
+REDIS_SERVER = shutil.which("redis-server")
+SERVER_START_SECONDS = 30
+SERVER_STOP_SECONDS = 15
+STAFF_USERNAME = "ops-staff"
+STAFF_PASSWORD = "ops-staff-password-8f3k"
+
+
+def wait_until(condition, seconds, step=0.05):
+    """Poll `condition` until it returns a truthy value or `seconds` pass; returns the value."""
+    deadline = time.monotonic() + seconds
+    while True:
+        value = condition()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(step)
+
+
+def port_accepts(port):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+class ThrowawayPostgres:
+    """A PostgreSQL cluster of its own (trust auth, user postgres) on a free port."""
+
+    def __init__(self):
+        self.port = free_port()
+        # Not under pytest's tmp_path: that is private to root, and initdb refuses to run as
+        # root, so the cluster belongs to the postgres user.
+        self.directory = Path(tempfile.mkdtemp(prefix="orders-health-postgres-"))
+        self.data = self.directory / "data"
+        self.log = self.directory / "postgres.log"
+        self.run_as = None
+        if os.geteuid() == 0:
+            self.run_as = pwd.getpwnam("postgres")
+            os.chown(self.directory, self.run_as.pw_uid, self.run_as.pw_gid)
+
+    def _run(self, *command, timeout=60):
+        if self.run_as is not None:
+            command = ("runuser", "-u", self.run_as.pw_name, "--", *command)
+        return subprocess.run(
+            command, capture_output=True, text=True, timeout=timeout, check=True, cwd=self.directory
+        )
+
+    def initialise(self):
+        self._run(
+            str(POSTGRES_BIN / "initdb"),
+            "-D",
+            str(self.data),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "--no-sync",
+            "-E",
+            "UTF8",
+        )
+
+    def start(self):
+        options = f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self._run(
+            str(POSTGRES_BIN / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.log),
+            "-o",
+            options,
+            "-w",
+            "-t",
+            str(SERVER_START_SECONDS),
+            "start",
+            timeout=SERVER_START_SECONDS + 10,
+        )
+
+    def stop(self):
+        self._run(
+            str(POSTGRES_BIN / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-m",
+            "fast",
+            "-w",
+            "-t",
+            str(SERVER_STOP_SECONDS),
+            "stop",
+            timeout=SERVER_STOP_SECONDS + 10,
+        )
+
+    def is_running(self):
+        return (self.data / "postmaster.pid").exists()
+
+    def url(self, database):
+        return f"postgres://postgres@127.0.0.1:{self.port}/{database}"
+
+    def create_database(self, name):
+        with psycopg.connect(self.url("postgres"), autocommit=True, connect_timeout=5) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+    def remove(self):
+        if self.is_running():
+            try:
+                self.stop()
+            except subprocess.SubprocessError:
+                self._run(
+                    str(POSTGRES_BIN / "pg_ctl"),
+                    "-D",
+                    str(self.data),
+                    "-m",
+                    "immediate",
+                    "stop",
+                    timeout=30,
+                )
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def postgres_server():
+    """A running throwaway PostgreSQL with a migrated `orders` database."""
+    if not (POSTGRES_BIN / "initdb").exists():
+        pytest.skip(f"PostgreSQL server binaries not found in {POSTGRES_BIN} (set POSTGRES_BIN)")
+    server = ThrowawayPostgres()
+    try:
+        server.initialise()
+        server.start()
+        server.create_database("orders")
+        environment = environment_for_test_mode(DATABASE_URL=server.url("orders"))
+        migrated = run_manage("migrate", "--noinput", environment=environment)
+        assert migrated.returncode == 0, migrated.stdout + migrated.stderr
+        yield server
+    finally:
+        server.remove()
+
+
+class ThrowawayRedis:
+    def __init__(self, directory):
+        self.port = free_port()
+        self.directory = directory
+        self.process = None
+
+    @property
+    def url(self):
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self):
+        self.process = subprocess.Popen(
+            [
+                REDIS_SERVER,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.directory),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        assert wait_until(lambda: port_accepts(self.port), SERVER_START_SECONDS), "redis down"
+
+    def stop(self):
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=SERVER_STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    if REDIS_SERVER is None:
+        pytest.skip("redis-server not found on PATH")
+    server = ThrowawayRedis(tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+class HangingServer:
+    """Accepts TCP connections and never sends a byte: a database that hangs."""
+
+    def __init__(self):
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.accepted = []
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self):
+        while True:
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:
+                return
+            self.accepted.append(connection)
+
+    def close(self):
+        self.listener.close()
+        for connection in self.accepted:
+            connection.close()
+
+
+@pytest.fixture
+def hanging_server():
+    server = HangingServer()
+    yield server
+    server.close()
+
+
+def environment_for_test_mode(**overrides):
+    """The child's environment in DJANGO_ENV=test, with nothing inherited from the caller."""
+    return project_environment(DJANGO_ENV="test", **overrides)
+
+
+@dataclass
+class RunningGunicorn:
+    process: subprocess.Popen
+    base_url: str
+    log_path: Path
+
+    def get(self, path, *, host=None, timeout=10, **kwargs):
+        headers = kwargs.pop("headers", {})
+        if host is not None:
+            headers["Host"] = host
+        return requests.get(f"{self.base_url}{path}", headers=headers, timeout=timeout, **kwargs)
+
+    def log(self):
+        return self.log_path.read_text()
+
+
+@pytest.fixture
+def start_gunicorn(tmp_path):
+    """Start gunicorn with the given environment; every server is stopped after the test."""
+    processes = []
+
+    def start(environment, *arguments):
+        port = free_port()
+        log_path = tmp_path / f"gunicorn-{port}.log"
+        environment = {**environment, "PORT": str(port), "WEB_CONCURRENCY": "1"}
+        environment.setdefault("GUNICORN_THREADS", "1")
+        with open(log_path, "w") as log:
+            process = subprocess.Popen(
+                [
+                    GUNICORN,
+                    "-c",
+                    "gunicorn.conf.py",
+                    "--bind",
+                    f"127.0.0.1:{port}",
+                    *arguments,
+                    "project.wsgi:application",
+                ],
+                cwd=PROJECT_DIR,
+                env=environment,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        processes.append(process)
+        server = RunningGunicorn(process, f"http://127.0.0.1:{port}", log_path)
+
+        def answers():
+            if process.poll() is not None:
+                raise AssertionError(f"gunicorn exited early:\n{server.log()}")
+            try:
+                return server.get("/health", timeout=5).status_code == 200
+            except requests.RequestException:
+                return False
+
+        assert wait_until(answers, SERVER_START_SECONDS), f"gunicorn did not start:\n{server.log()}"
+        return server
+
+    yield start
+    for process in processes:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(timeout=SERVER_STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+@pytest.fixture(scope="module")
+def sqlite_database_url(tmp_path_factory):
+    """A migrated SQLite database file with a staff user, for servers that need no PostgreSQL."""
+    path = tmp_path_factory.mktemp("sqlite") / "db.sqlite3"
+    url = f"sqlite:///{path}"
+    environment = environment_for_test_mode(
+        DATABASE_URL=url,
+        DJANGO_SUPERUSER_PASSWORD=STAFF_PASSWORD,
+    )
+    migrated = run_manage("migrate", "--noinput", environment=environment)
+    assert migrated.returncode == 0, migrated.stdout + migrated.stderr
+    created = run_manage(
+        "createsuperuser",
+        "--noinput",
+        "--username",
+        STAFF_USERNAME,
+        "--email",
+        "ops@example.com",
+        environment=environment,
+    )
+    assert created.returncode == 0, created.stdout + created.stderr
+    return url
+
+
+@pytest.fixture(autouse=True)
+def _fresh_health_state():
+    """Probes keep per-process state (draining flag, migrations seen applied); reset it."""
+    draining._draining.clear()
+    health._migrated_aliases.clear()
+    yield
+    draining._draining.clear()
+    health._migrated_aliases.clear()
