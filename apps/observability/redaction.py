@@ -1,0 +1,130 @@
+"""Secrets never leave the process: the one redaction used by logging and by Sentry.
+
+Two rules, applied to anything about to be written or sent:
+
+- a value under a sensitive key (password, secret, token, API key, authorization, cookie,
+  session, CSRF, DSN, credentials, private key; any case, also inside longer names such as
+  `x_api_key` or `db_password`) is replaced whole, at any depth of dicts and lists;
+- inside any string, the recognisable shapes of secrets are replaced: `Bearer <token>`, this
+  project's API keys (djangorestframework-api-key: `<8-character prefix>.<32-character secret>`;
+  the prefix is shown in clear in the admin, so it is kept to tell keys apart), the password of a
+  URL (`scheme://user:password@host`), and `key=value` / `key: value` / `"key": "value"` pairs
+  whose key is sensitive (query strings, headers, reprs of dicts, exception messages).
+
+A secret with no recognisable shape in free text (say, a bare password in an exception message)
+cannot be told from other words: code must not put one there.
+"""
+
+import re
+
+REDACTED = "[REDACTED]"
+
+# One alternation, matched anywhere in a key name (case-insensitive): "HTTP_AUTHORIZATION",
+# "x-api-key", "db_password", "csrftoken", "sessionid", "SENTRY_DSN" all match.
+_SENSITIVE_WORDS = (
+    r"passw(?:or)?d|secret|token|api[-_ ]?key|authorization|cookie|session|csrf|xsrf|dsn"
+    r"|credential|private[-_ ]?key"
+)
+_SENSITIVE_KEY = re.compile(_SENSITIVE_WORDS, re.IGNORECASE)
+
+# `token=abc`, `api_key: abc`, `'password': 'abc'`, `"Authorization": "Bearer abc"`,
+# `Cookie: sessionid=abc; csrftoken=def` (the pair after the `;` matches on its own).
+_SENSITIVE_PAIR = re.compile(
+    rf"(?P<head>(?:{_SENSITIVE_WORDS})[\w.-]*[\"']?\s*[:=]\s*(?>(?:(?:bearer|basic)\s+)?))"
+    r"(?P<value>\"[^\"]*\"|'[^']*'|[^\s&,;'\"<>(){}\[\]]+)",
+    re.IGNORECASE,
+)
+_BEARER = re.compile(r"\b(?P<scheme>bearer)\s+[A-Za-z0-9._~+/=-]+", re.IGNORECASE)
+# djangorestframework-api-key's KeyGenerator: get_random_string(8) + "." + get_random_string(32).
+_API_KEY = re.compile(r"\b(?P<prefix>[A-Za-z0-9]{8})\.[A-Za-z0-9]{32}\b")
+_URL_PASSWORD = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s/?#@:]*:)[^\s/?#@]+(?=@)")
+# Cheap pre-check: most strings hold none of these and skip the substitutions.
+_MAYBE_SECRET = re.compile(rf"{_SENSITIVE_WORDS}|bearer|://|\.[A-Za-z0-9]{{32}}", re.IGNORECASE)
+
+_MAX_DEPTH = 20
+_PRIMITIVES = (int, float, bool, type(None))
+
+
+def is_sensitive_key(key):
+    return isinstance(key, str) and _SENSITIVE_KEY.search(key) is not None
+
+
+def _is_empty(value):
+    # An absent secret is shown as absent: "no token was sent" is worth knowing.
+    return value is None or (isinstance(value, str) and value == "")
+
+
+def _replace_pair_value(match):
+    value = match.group("value")
+    if value[:1] in {'"', "'"}:
+        return f"{match.group('head')}{value[0]}{REDACTED}{value[0]}"
+    return f"{match.group('head')}{REDACTED}"
+
+
+def redact_text(text):
+    """`text` with every recognisable secret replaced by [REDACTED]."""
+    if not text or _MAYBE_SECRET.search(text) is None:
+        return text
+    text = _URL_PASSWORD.sub(rf"\g<head>{REDACTED}", text)
+    text = _BEARER.sub(rf"\g<scheme> {REDACTED}", text)
+    text = _API_KEY.sub(rf"\g<prefix>.{REDACTED}", text)
+    return _SENSITIVE_PAIR.sub(_replace_pair_value, text)
+
+
+def _redact_value(value, depth, stringify):
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, _PRIMITIVES):
+        return value
+    if depth >= _MAX_DEPTH:
+        return REDACTED
+    if isinstance(value, dict):
+        return {
+            key: (
+                REDACTED
+                if is_sensitive_key(key) and not _is_empty(item)
+                else _redact_value(item, depth + 1, stringify)
+            )
+            for key, item in value.items()
+        }
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_redact_value(item, depth + 1, stringify) for item in value]
+    if isinstance(value, bytes):
+        return redact_text(value.decode("utf-8", "backslashreplace"))
+    if stringify is not None:
+        # Anything else is rendered as text anyway (JSON fallback, console): redact that text.
+        return redact_text(stringify(value))
+    return value
+
+
+def redact(value, stringify=repr):
+    """A copy of `value` (dicts, lists, strings, at any depth) with secrets replaced.
+
+    Objects of other types are replaced by their redacted `stringify(object)`; with
+    stringify=None they are returned as they are.
+    """
+    return _redact_value(value, 0, stringify)
+
+
+def _structlog_text(value):
+    # The same text structlog's renderers would produce for the object.
+    render = getattr(value, "__structlog__", None)
+    return render() if callable(render) else repr(value)
+
+
+def redact_event_dict(logger, method_name, event_dict):
+    """structlog processor: the event with its secrets replaced (after exceptions are rendered)."""
+    return redact(event_dict, stringify=_structlog_text)
+
+
+# Structural parts of a Sentry event whose key names are not data ("djangorestframework-api-key"
+# in the installed modules is a package name, not a key).
+_SENTRY_STRUCTURE_KEYS = frozenset({"modules", "sdk", "debug_meta"})
+
+
+def redact_sentry_event(event):
+    """The Sentry event (error or transaction) with its secrets replaced, at any depth."""
+    return {
+        key: (value if key in _SENTRY_STRUCTURE_KEYS else redact(value, stringify=None))
+        for key, value in event.items()
+    }

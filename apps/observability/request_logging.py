@@ -1,0 +1,179 @@
+"""Request context and the one access line per request.
+
+RequestContextMiddleware sits right after the probes (settings.MIDDLEWARE):
+
+- it takes the request id from X-Request-ID when sane, else makes one, echoes it in the
+  response and makes it, the method, the route (once URLs are resolved), the user and the
+  organization part of every log line written while the request is served;
+- it writes one access line per request (logger `apps.observability.access`): method, route,
+  path without query string, status, duration, response size, query count and database time,
+  user and organization ids. Slow requests (LOG_SLOW_REQUEST_MS) are WARNING with their heaviest
+  query fingerprints, 5xx are ERROR with the traceback (rendered without local variables).
+
+It replaces gunicorn's access log (gunicorn.conf.py) and Django's `django.request` lines for the
+requests it sees (apps.observability.logging.SkipRequestsWithAccessLine): one line per request.
+Probes are answered before it, static files are not logged.
+"""
+
+import logging
+import re
+import sys
+import time
+
+import structlog
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from django.conf import settings
+from django.core.signals import got_request_exception
+
+from apps.observability import request_context, sentry
+
+ACCESS_LOGGER_NAME = sentry.ACCESS_LOGGER_NAME
+access_logger = structlog.get_logger(ACCESS_LOGGER_NAME)
+TOP_QUERIES = 3
+
+_STRING_LITERAL = re.compile(r"'(?:[^']|'')*'")
+_NUMBER = re.compile(r"(?<![\w\"$])-?\d+(?:\.\d+)?(?:e[-+]?\d+)?\b", re.IGNORECASE)
+_PLACEHOLDER = re.compile(r"%s|%\(\w+\)s|\$\d+|\?")
+_VALUE_LIST = re.compile(r"\(\s*\?(?:\s*,\s*\?)*\s*\)(?:\s*,\s*\(\s*\?(?:\s*,\s*\?)*\s*\))*")
+_WHITESPACE = re.compile(r"\s+")
+MAX_FINGERPRINT_LENGTH = 500
+
+
+def query_fingerprint(sql):
+    """The statement with every value replaced: literals and parameters become ?, lists (...).
+
+    Parameter values never appear; statements differing only in values or list length are one.
+    """
+    text = _STRING_LITERAL.sub("?", sql)
+    text = _NUMBER.sub("?", text)
+    text = _PLACEHOLDER.sub("?", text)
+    text = _VALUE_LIST.sub("(...)", text)
+    text = _WHITESPACE.sub(" ", text).strip()
+    return text[:MAX_FINGERPRINT_LENGTH]
+
+
+def heaviest_queries(query_stats, limit=TOP_QUERIES):
+    """The `limit` fingerprints with the most total time: [{fingerprint, count, total_ms}]."""
+    totals = {}
+    for sql, (count, seconds) in query_stats.statements.items():
+        entry = totals.setdefault(query_fingerprint(sql), [0, 0.0])
+        entry[0] += count
+        entry[1] += seconds
+    ranked = sorted(totals.items(), key=lambda item: item[1][1], reverse=True)[:limit]
+    return [
+        {"fingerprint": fingerprint, "count": count, "total_ms": round(seconds * 1000, 2)}
+        for fingerprint, (count, seconds) in ranked
+    ]
+
+
+def _remember_exception(sender, request=None, **kwargs):
+    """Django sends this for an unhandled exception, inside its `except` block."""
+    state = request_context.current_request_state()
+    if state is None or state.request is not request:
+        return
+    state.exception = sys.exc_info()[1]
+
+
+got_request_exception.connect(_remember_exception, dispatch_uid="observability-access-line")
+
+
+def response_size(response):
+    if getattr(response, "streaming", False):
+        length = response.get("Content-Length")
+        return int(length) if length and length.isdigit() else None
+    return len(response.content)
+
+
+class RequestContextMiddleware:
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        self.is_async = iscoroutinefunction(get_response)
+        if self.is_async:
+            markcoroutinefunction(self)
+        self.slow_request_seconds = settings.LOG_SLOW_REQUEST_MS / 1000
+        self.unlogged_prefixes = tuple(
+            prefix for prefix in (settings.STATIC_URL,) if prefix and prefix.startswith("/")
+        )
+        self.sentry_enabled = sentry.is_enabled()
+        request_context.install_query_counter()
+
+    def __call__(self, request):
+        if self.is_async:
+            return self.__acall__(request)
+        state, tokens = self.start(request)
+        try:
+            response = self.get_response(request)
+            self.finish(request, response, state)
+        finally:
+            self.end(tokens)
+        return response
+
+    async def __acall__(self, request):
+        state, tokens = self.start(request)
+        try:
+            response = await self.get_response(request)
+            self.finish(request, response, state)
+        finally:
+            self.end(tokens)
+        return response
+
+    def start(self, request):
+        # Bindings a previous request on this thread left behind must not leak into this one.
+        structlog.contextvars.clear_contextvars()
+        request_id = request_context.request_id_from_header(
+            request.headers.get(request_context.REQUEST_ID_HEADER)
+        )
+        request.request_id = request_id
+        request.has_access_line = not request.path_info.startswith(self.unlogged_prefixes)
+        if self.sentry_enabled:
+            sentry.tag_request(request_id=request_id)
+        return request_context.enter_request(request, request_id)
+
+    def process_view(self, request, view_func, view_args, view_kwargs):
+        # The route is known only once URLs are resolved, which happens after __call__ starts.
+        state = request_context.current_request_state()
+        if state is not None and state.request is request:
+            route = request_context.route_template(request.resolver_match)
+            request_context.set_route(state, route)
+            if self.sentry_enabled:
+                sentry.tag_request(route=route)
+
+    def finish(self, request, response, state):
+        response[request_context.REQUEST_ID_HEADER] = state.request_id
+        if request.has_access_line:
+            try:
+                self.log_access(request, response, state)
+            except Exception:
+                # Logging must never turn a served request into an error.
+                logging.getLogger(ACCESS_LOGGER_NAME).exception("access line failed")
+
+    def end(self, tokens):
+        request_context.exit_request(tokens)
+        structlog.contextvars.clear_contextvars()
+
+    def log_access(self, request, response, state):
+        duration = time.perf_counter() - state.started
+        queries = state.queries
+        fields = {
+            "path": request.path,
+            "status": response.status_code,
+            "duration_ms": round(duration * 1000, 2),
+            "response_bytes": response_size(response),
+            "query_count": queries.count,
+            "db_time_ms": round(queries.seconds * 1000, 2),
+        }
+        slow = duration >= self.slow_request_seconds
+        if slow:
+            fields["slow"] = True
+            fields["top_queries"] = heaviest_queries(queries)
+        if response.status_code >= 500:
+            if state.exception is not None:
+                fields["exc_info"] = state.exception
+            access_logger.error("request", **fields)
+        elif slow:
+            access_logger.warning("request", **fields)
+        else:
+            access_logger.info("request", **fields)

@@ -1,0 +1,346 @@
+"""Structured logs: JSON lines with the request context, one access line per request, redaction
+on every destination (console, file)."""
+
+import json
+import logging
+import logging.handlers
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+
+from apps.observability.logging import structured_formatter
+from apps.observability.request_logging import query_fingerprint
+from apps.tenants.models import Organization, OrganizationAPIKey
+from tests.observability import canaries
+from tests.observability.logging_capture import (
+    ACCESS_LOGGER,
+    access_lines,
+    captured_console,
+    json_lines,
+)
+from tests.processes import project_environment, run_python
+
+pytestmark = pytest.mark.urls("tests.observability.urls_for_logging")
+
+
+@pytest.fixture
+def client():
+    # A 500 must be answered (and logged) as in production, not re-raised into the test.
+    return Client(raise_request_exception=False)
+
+
+def get_lines(client, path, **kwargs):
+    with captured_console() as console:
+        response = client.get(path, **kwargs)
+    return response, json_lines(console.getvalue())
+
+
+def only_access_line(lines):
+    found = access_lines(lines)
+    assert len(found) == 1, lines
+    return found[0]
+
+
+def test_every_line_of_a_request_is_json_and_carries_the_echoed_request_id(client):
+    response, lines = get_lines(client, "/logging-test/items/7/")
+
+    request_id = response.headers["X-Request-ID"]
+    assert {line["event"] for line in lines} >= {
+        "stdlib line for item 7",
+        "structlog line",
+        "request",
+    }
+    assert {line.get("request_id") for line in lines} == {request_id}
+
+
+def test_access_line_describes_the_request(client):
+    response, lines = get_lines(client, "/logging-test/items/7/?page=2")
+
+    line = only_access_line(lines)
+    assert line["level"] == "info"
+    assert line["method"] == "GET"
+    assert line["route"] == "/logging-test/items/<int:pk>/"
+    assert line["path"] == "/logging-test/items/7/"
+    assert line["status"] == 200
+    assert line["response_bytes"] == len(response.content)
+    assert line["duration_ms"] >= 0
+    assert (line["query_count"], line["db_time_ms"]) == (0, 0)
+    assert isinstance(line["pid"], int)
+    assert line["timestamp"].endswith("Z")
+
+
+@pytest.mark.django_db
+def test_access_line_counts_the_queries_of_the_request(client):
+    _, lines = get_lines(client, "/logging-test/slow/?sleep=0")
+
+    line = only_access_line(lines)
+    assert line["query_count"] == 4
+    assert line["db_time_ms"] > 0
+
+
+@pytest.mark.django_db
+def test_api_request_lines_carry_the_organization_of_the_key(client):
+    organization = Organization.objects.create(name="Acme", slug="acme")
+    _, key = OrganizationAPIKey.objects.create_key(name="ci", organization=organization)
+
+    _, lines = get_lines(client, "/api/v1/orders/", HTTP_AUTHORIZATION=f"Bearer {key}")
+
+    line = only_access_line(lines)
+    assert line["status"] == 200
+    assert line["organization_id"] == organization.pk
+    assert "user_id" not in line
+
+
+@pytest.mark.django_db
+def test_staff_request_lines_carry_the_user_id(client):
+    staff = get_user_model().objects.create_user("ops", password="x", is_staff=True)
+    client.force_login(staff)
+
+    _, lines = get_lines(client, "/admin/")
+
+    assert only_access_line(lines)["user_id"] == staff.pk
+
+
+@pytest.mark.django_db
+def test_slow_request_is_a_warning_with_its_heaviest_query_fingerprints(client, settings):
+    settings.LOG_SLOW_REQUEST_MS = 20
+
+    _, lines = get_lines(client, "/logging-test/slow/?sleep=0.05")
+
+    line = only_access_line(lines)
+    assert line["level"] == "warning"
+    assert line["slow"] is True
+    fingerprints = {query["fingerprint"]: query["count"] for query in line["top_queries"]}
+    assert fingerprints == {"SELECT ?, ?": 3, "SELECT ? WHERE ? IN (...)": 1}
+
+
+@pytest.mark.django_db
+def test_query_parameters_are_never_logged(client, settings):
+    settings.LOG_SLOW_REQUEST_MS = 1
+
+    with captured_console() as console:
+        client.get("/logging-test/slow/?sleep=0.01")
+
+    assert canaries.QUERY_PARAMETER not in console.getvalue()
+
+
+def test_fast_request_has_no_query_summary(client):
+    _, lines = get_lines(client, "/logging-test/items/1/")
+
+    line = only_access_line(lines)
+    assert "slow" not in line
+    assert "top_queries" not in line
+
+
+def test_server_error_is_one_error_line_with_the_traceback(client):
+    with captured_console() as console:
+        response = client.post("/logging-test/boom/", data={}, content_type="application/json")
+    lines = json_lines(console.getvalue())
+
+    assert response.status_code == 500
+    errors = [line for line in lines if line["level"] == "error"]
+    assert len(errors) == 1, lines
+    assert errors[0]["logger"] == ACCESS_LOGGER
+    assert errors[0]["status"] == 500
+    assert errors[0]["request_id"] == response.headers["X-Request-ID"]
+    assert "Traceback (most recent call last)" in errors[0]["exception"]
+    assert "RuntimeError: could not connect" in errors[0]["exception"]
+
+
+def test_traceback_shows_no_local_variables(client):
+    # "alice" only ever lives in the view's local variable `payload`.
+    with captured_console() as console:
+        client.post("/logging-test/boom/", data={"name": "alice"}, content_type="application/json")
+
+    assert "RuntimeError" in console.getvalue()
+    assert "alice" not in console.getvalue()
+
+
+def test_server_error_response_without_exception_is_an_error_line(client):
+    _, lines = get_lines(client, "/logging-test/unavailable/")
+
+    line = only_access_line(lines)
+    assert (line["level"], line["status"]) == ("error", 503)
+    assert "exception" not in line
+
+
+def test_client_error_is_logged_once_by_the_access_line(client):
+    _, lines = get_lines(client, "/no-such-page/")
+
+    assert [line["logger"] for line in lines] == [ACCESS_LOGGER]
+    assert lines[0]["status"] == 404
+    assert "route" not in lines[0]
+
+
+def test_static_files_get_no_access_line(client):
+    _, lines = get_lines(client, "/static/no-such-file.css")
+
+    assert access_lines(lines) == []
+
+
+def test_probes_get_no_access_line(client):
+    response, lines = get_lines(client, "/health")
+
+    assert response.status_code == 200
+    assert access_lines(lines) == []
+
+
+def test_lines_outside_a_request_carry_no_request_context():
+    with captured_console() as console:
+        logging.getLogger("apps.logging_test").warning("between requests")
+
+    (line,) = json_lines(console.getvalue())
+    assert line["event"] == "between requests"
+    assert "request_id" not in line
+    assert "route" not in line
+
+
+def send_every_canary(client):
+    """An API call and a failing request carrying every secret a client can send."""
+    query, headers, body = canaries.request_arguments()
+    client.post(
+        f"/api/v1/orders/{query}",
+        data=json.dumps(body),
+        content_type="application/json",
+        headers={name: value for name, value in headers.items() if name != "Content-Type"},
+    )
+    query, headers, body = canaries.request_arguments(bearer=canaries.BEARER_TOKEN)
+    response = client.post(
+        f"/logging-test/boom/{query}",
+        data=json.dumps(body),
+        content_type="application/json",
+        headers={name: value for name, value in headers.items() if name != "Content-Type"},
+    )
+    assert response.status_code == 500
+
+
+@pytest.mark.django_db
+def test_canaries_never_reach_the_console(client):
+    with captured_console() as console:
+        send_every_canary(client)
+
+    output = console.getvalue()
+    assert "RuntimeError" in output
+    assert canaries.found_in(output) == []
+
+
+@pytest.mark.django_db
+def test_canaries_never_reach_the_log_file(client, tmp_path):
+    path = tmp_path / "orders.log"
+    handler = logging.handlers.WatchedFileHandler(path)
+    handler.setFormatter(structured_formatter("json"))
+    logging.getLogger().addHandler(handler)
+    try:
+        send_every_canary(client)
+    finally:
+        logging.getLogger().removeHandler(handler)
+        handler.close()
+
+    text = path.read_text()
+    assert len(access_lines(json_lines(text))) == 2
+    assert canaries.found_in(text) == []
+
+
+def test_foreign_exception_text_is_redacted():
+    database_url = f"postgres://orders:{canaries.DATABASE_PASSWORD}@db:5432/orders"
+    with captured_console() as console:
+        try:
+            raise ConnectionError(f"cannot reach {database_url}")
+        except ConnectionError:
+            logging.getLogger("apps.logging_test").exception("database down")
+
+    (line,) = json_lines(console.getvalue())
+    assert "postgres://orders:[REDACTED]@db:5432/orders" in line["exception"]
+    assert canaries.DATABASE_PASSWORD not in console.getvalue()
+
+
+def test_console_format_renders_tracebacks_without_local_variables():
+    # structlog's console renderer would print Rich tracebacks with every local variable.
+    formatter = structured_formatter("console")
+    secret_local = "local-variable-value-3f9a"  # noqa: F841 - must not be shown
+    try:
+        raise ValueError("plain failure")
+    except ValueError as error:
+        record = logging.LogRecord(
+            "apps.logging_test",
+            logging.ERROR,
+            __file__,
+            1,
+            "failed",
+            (),
+            (type(error), error, error.__traceback__),
+        )
+    text = formatter.format(record)
+
+    assert "ValueError: plain failure" in text
+    assert "local-variable-value-3f9a" not in text
+
+
+LOG_TO_FILE = """
+import logging, django
+django.setup()
+file_handlers = [h for h in logging.getLogger().handlers if h.get_name() == "file"]
+print(type(file_handlers[0]).__name__)
+logging.getLogger("apps.logging_test").warning("to file", extra={"db_password": "p4ss-in-extra"})
+"""
+
+
+def test_log_file_is_a_watched_file_of_json_lines(tmp_path):
+    path = tmp_path / "orders.log"
+    result = run_python(
+        LOG_TO_FILE,
+        project_environment(
+            DJANGO_SETTINGS_MODULE="project.settings", DJANGO_ENV="development", LOG_FILE=path
+        ),
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "WatchedFileHandler"
+    # JSON in the file even though development's console format is readable text.
+    (line,) = json_lines(path.read_text())
+    assert (line["event"], line["db_password"]) == ("to file", "[REDACTED]")
+
+
+EFFECTIVE_LEVELS = """
+import logging, django
+django.setup()
+for name in ("apps.observability.access", "apps.orders", "gunicorn.access"):
+    print(logging.getLevelName(logging.getLogger(name).getEffectiveLevel()))
+"""
+
+
+def effective_levels(**variables):
+    environment = project_environment(
+        DJANGO_SETTINGS_MODULE="project.settings", DJANGO_ENV="test", **variables
+    )
+    result = run_python(EFFECTIVE_LEVELS, environment)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.split()
+
+
+def test_log_level_applies_to_the_project_loggers():
+    assert effective_levels(LOG_LEVEL="ERROR")[:2] == ["ERROR", "ERROR"]
+
+
+def test_gunicorn_access_lines_are_dropped_for_the_access_line():
+    assert effective_levels(LOG_LEVEL="INFO") == ["INFO", "INFO", "WARNING"]
+
+
+@pytest.mark.parametrize(
+    ("sql", "fingerprint"),
+    [
+        (
+            'SELECT "t1"."id" FROM "t1" WHERE "t1"."name" = \'o\'\'brien\' AND "t1"."n" IN '
+            "(%s, %s, %s) LIMIT 21",
+            'SELECT "t1"."id" FROM "t1" WHERE "t1"."name" = ? AND "t1"."n" IN (...) LIMIT ?',
+        ),
+        (
+            'INSERT INTO "t" ("a", "b") VALUES (%s, %s), (%s, %s)',
+            'INSERT INTO "t" ("a", "b") VALUES (...)',
+        ),
+        ("SELECT *\n  FROM t WHERE x = $1 AND y > -2.5", "SELECT * FROM t WHERE x = ? AND y > ?"),
+    ],
+)
+def test_query_fingerprints_hold_no_values(sql, fingerprint):
+    assert query_fingerprint(sql) == fingerprint
