@@ -1,0 +1,30 @@
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from apps.observability.telemetry import PRUNE_BATCH_SIZE, prune_telemetry
+
+
+class Command(BaseCommand):
+    help = (
+        "Delete per-minute request statistics, slow requests and error groups older than "
+        "TELEMETRY_RETENTION_DAYS, in batches. Run it from cron or a Kubernetes CronJob."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--days",
+            type=int,
+            default=None,
+            help="Keep this many days instead of TELEMETRY_RETENTION_DAYS.",
+        )
+        parser.add_argument("--batch-size", type=int, default=PRUNE_BATCH_SIZE)
+
+    def handle(self, *args, days, batch_size, **options):
+        days = settings.TELEMETRY_RETENTION_DAYS if days is None else days
+        if days < 1:
+            raise CommandError("--days: keep at least one day")
+        if batch_size < 1:
+            raise CommandError("--batch-size: must be at least 1")
+        deleted = prune_telemetry(days, batch_size=batch_size)
+        summary = ", ".join(f"{count} {name}" for name, count in deleted.items())
+        self.stdout.write(f"Deleted telemetry older than {days} days: {summary}.")

@@ -1,0 +1,124 @@
+"""The project's Prometheus metrics and the /metrics view.
+
+Under gunicorn, PROMETHEUS_MULTIPROC_DIR is set (gunicorn.conf.py) before prometheus_client is
+imported: every process writes its values to files there and /metrics adds up the files of all
+processes, dead ones included for counters, so totals do not depend on which worker answers or on
+workers being recycled. Gauges say how processes combine (`multiprocess_mode`): the pool gauges
+add up the live processes. Without the variable (runserver, tests, manage.py) the process's own
+registry is exported.
+
+/metrics is answered by ProbeMiddleware (Prometheus scrapes the pod IP, which ALLOWED_HOSTS
+rejects), so it runs before the session middleware: a staff session is read here.
+"""
+
+import os
+from importlib import import_module
+
+import prometheus_client
+from django.conf import settings
+from django.contrib import auth
+from django.db import connections
+from django.http import HttpResponse
+from django.utils.functional import SimpleLazyObject
+from django.views.decorators.cache import never_cache
+from prometheus_client import Counter, Gauge, multiprocess
+
+from apps.observability.access import access_denied, has_valid_token
+
+SLOW_REQUESTS = Counter(
+    "orders_slow_requests_total",
+    "Requests at or above LOG_SLOW_REQUEST_MS, by route template and method.",
+    ["route", "method"],
+)
+TELEMETRY_FLUSH_FAILURES = Counter(
+    "orders_telemetry_flush_failures_total",
+    "Flushes of request statistics to the database that failed (the buffer is kept).",
+)
+TELEMETRY_RECORD_FAILURES = Counter(
+    "orders_telemetry_record_failures_total",
+    "Requests whose statistics could not be recorded (the request itself was answered).",
+)
+TELEMETRY_DROPPED_REQUESTS = Counter(
+    "orders_telemetry_dropped_requests_total",
+    "Requests dropped from the statistics because the buffer was full (database down too long).",
+)
+DB_POOL_SIZE = Gauge(
+    "orders_db_pool_size",
+    "Connections opened by the connection pools, summed over live processes.",
+    ["alias"],
+    multiprocess_mode="livesum",
+)
+DB_POOL_AVAILABLE = Gauge(
+    "orders_db_pool_available",
+    "Idle connections in the connection pools, summed over live processes.",
+    ["alias"],
+    multiprocess_mode="livesum",
+)
+DB_POOL_WAITING = Gauge(
+    "orders_db_pool_requests_waiting",
+    "Requests waiting for a pooled connection, summed over live processes.",
+    ["alias"],
+    multiprocess_mode="livesum",
+)
+DB_POOL_MAX = Gauge(
+    "orders_db_pool_max",
+    "Pool ceiling (DB_POOL_MAX_SIZE) summed over live processes.",
+    ["alias"],
+    multiprocess_mode="livesum",
+)
+
+
+def is_multiprocess():
+    return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+
+
+def pool_statistics():
+    """psycopg pool statistics of this process per database alias (None without a pool).
+
+    Only pools that exist are read: asking a connection for its pool would open one.
+    """
+    statistics = {}
+    for alias in connections:
+        pools = getattr(type(connections[alias]), "_connection_pools", {})
+        pool = pools.get(alias)
+        statistics[alias] = pool.get_stats() if pool is not None else None
+    return statistics
+
+
+def update_pool_gauges():
+    for alias, statistics in pool_statistics().items():
+        if statistics is None:
+            continue
+        DB_POOL_SIZE.labels(alias).set(statistics.get("pool_size", 0))
+        DB_POOL_AVAILABLE.labels(alias).set(statistics.get("pool_available", 0))
+        DB_POOL_WAITING.labels(alias).set(statistics.get("requests_waiting", 0))
+        DB_POOL_MAX.labels(alias).set(statistics.get("pool_max", 0))
+
+
+def exposition():
+    """The metrics text of all processes (multiprocess mode) or of this one."""
+    if is_multiprocess():
+        registry = prometheus_client.CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+    else:
+        registry = prometheus_client.REGISTRY
+    return prometheus_client.generate_latest(registry)
+
+
+def _attach_session_user(request):
+    """request.user from the session cookie, as SessionMiddleware + AuthenticationMiddleware do."""
+    engine = import_module(settings.SESSION_ENGINE)
+    request.session = engine.SessionStore(request.COOKIES.get(settings.SESSION_COOKIE_NAME))
+    request.user = SimpleLazyObject(lambda: auth.get_user(request))
+
+
+@never_cache
+def metrics_view(request):
+    """Prometheus exposition for `Authorization: Bearer $METRICS_TOKEN` or a staff session."""
+    if not has_valid_token(request) and not hasattr(request, "user"):
+        _attach_session_user(request)
+    denied = access_denied(request)
+    if denied is not None:
+        return denied
+    update_pool_gauges()
+    return HttpResponse(exposition(), content_type=prometheus_client.CONTENT_TYPE_LATEST)

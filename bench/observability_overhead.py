@@ -1,0 +1,378 @@
+"""What the observability stack costs per request: the same app with and without it, under gunicorn.
+
+Six servers run side by side (gunicorn.conf.py, DJANGO_ENV=production, 2 workers each with the
+project's default GUNICORN_THREADS):
+
+    bare                    no request context/logging, Prometheus, telemetry; Django's backends
+    prometheus              bare + django-prometheus middleware and database backend
+    telemetry               bare + TelemetryMiddleware (aggregator, flusher thread)
+    context-and-logging     bare + the other apps.observability middleware (request id, one
+                            JSON log line per request)
+    full-without-telemetry  everything but TelemetryMiddleware: its marginal cost in the stack
+    full                    the project's settings as they are: the whole observability stack
+
+One client sends requests one at a time (no queueing: latency is service time), interleaving the
+servers request by request so that a busy machine slows them all alike. Printed per view: median
+and p90 latency per server and the median ratio against `bare`. Views: (a) a trivial JSON view,
+(b) the orders list with 50 rows (API key), (c) 50 rows read by one query (bench/bench_urls.py).
+Figures are printed, never judged.
+
+A second section measures each middleware in-process (RequestFactory, the trivial view, median of
+thousands of calls, Prometheus in multiprocess mode as under gunicorn): microseconds a request,
+free of HTTP and scheduling noise, which on a busy machine can drown the differences above.
+
+    .venv/bin/python bench/observability_overhead.py [--requests 400] [--database-url URL]
+
+The PostgreSQL database (default orders_bench_observability on 127.0.0.1) is created, migrated
+and seeded, and dropped at the end unless --keep-database.
+"""
+
+import argparse
+import http.client
+import os
+import platform
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import psycopg
+from psycopg import sql
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/orders_bench_observability"
+VARIANTS = (
+    *("bare", "prometheus", "telemetry", "context-and-logging"),
+    *("full-without-telemetry", "full"),
+)
+SERVER_START_SECONDS = 90
+
+# A settings module per variant, generated into a temporary directory: the project's settings
+# minus the parts of the stack the variant leaves out.
+SETTINGS_MODULE = """
+import os
+
+from project.settings import *  # noqa: F403
+from project.settings import DATABASES, MIDDLEWARE
+
+VARIANT = os.environ["OBSERVABILITY_BENCH_VARIANT"]
+ROOT_URLCONF = "observability_bench_urls"
+
+
+def part_of(entry):
+    if entry.startswith("django_prometheus."):
+        return "prometheus"
+    if entry.startswith("apps.observability.telemetry_middleware."):
+        return "telemetry"
+    if entry.startswith("silk."):
+        return "silk"
+    if entry.startswith("apps.observability.") and not entry.endswith(".ProbeMiddleware"):
+        return "context-and-logging"
+    return None
+
+
+if VARIANT == "full-without-telemetry":
+    MIDDLEWARE = [entry for entry in MIDDLEWARE if part_of(entry) != "telemetry"]
+elif VARIANT != "full":
+    MIDDLEWARE = [entry for entry in MIDDLEWARE if part_of(entry) in (None, VARIANT)]
+if not VARIANT.startswith(("prometheus", "full")):
+    for database in DATABASES.values():
+        database["ENGINE"] = database["ENGINE"].replace(
+            "django_prometheus.db.backends.", "django.db.backends."
+        )
+"""
+URLS_MODULE = """
+from bench.bench_urls import urlpatterns as bench_urlpatterns
+from project.urls import urlpatterns as project_urlpatterns
+
+urlpatterns = bench_urlpatterns + project_urlpatterns
+"""
+
+
+MIDDLEWARE_MEASURED = (
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
+    "apps.observability.telemetry_middleware.TelemetryMiddleware",
+    "apps.observability.request_logging.RequestContextMiddleware",
+)
+
+
+def parse_arguments():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=400, help="per view and server")
+    parser.add_argument("--warmup", type=int, default=40, help="per view and server")
+    parser.add_argument(
+        "--database-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE_URL)
+    )
+    parser.add_argument("--keep-database", action="store_true")
+    parser.add_argument("--in-process", action="store_true", help=argparse.SUPPRESS)
+    return parser.parse_args()
+
+
+def in_process_costs(calls=3000):
+    """Median extra microseconds per request of each middleware around a trivial view."""
+    import django
+
+    django.setup()
+    from django.http import JsonResponse
+    from django.test import RequestFactory
+    from django.utils.module_loading import import_string
+
+    factory = RequestFactory()
+
+    def trivial(request):
+        return JsonResponse({"ok": True})
+
+    def median_microseconds(handler):
+        for _ in range(200):
+            handler(factory.get("/bench/pid"))
+        timings = []
+        for _ in range(calls):
+            request = factory.get("/bench/pid")
+            started = time.perf_counter()
+            handler(request)
+            timings.append(time.perf_counter() - started)
+        return statistics.median(timings) * 1e6
+
+    baseline = median_microseconds(trivial)
+    print(f"\nIn-process, median extra per request over the bare view ({baseline:.1f} us):")
+    for entry in MIDDLEWARE_MEASURED:
+        try:
+            middleware = import_string(entry)(trivial)
+        except ImportError:
+            continue
+        extra = median_microseconds(middleware) - baseline
+        print(f"  {entry.rsplit('.', 1)[1]:<30} {extra:>7.1f} us")
+
+
+def run_in_process_costs(environment, directory):
+    child = {
+        **environment,
+        "DJANGO_SETTINGS_MODULE": "project.settings",
+        "DJANGO_ALLOWED_HOSTS": "testserver",
+        "PROMETHEUS_MULTIPROC_DIR": str(directory / "prometheus"),
+        "TELEMETRY_FLUSH_SECONDS": "0",
+    }
+    (directory / "prometheus").mkdir(exist_ok=True)
+    completed = subprocess.run(
+        [sys.executable, __file__, "--in-process"],
+        cwd=BASE_DIR,
+        env=child,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    print(completed.stdout, end="")
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def base_environment(database_url, module_directory):
+    environment = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("DJANGO_", "DB_", "DATABASE_", "REDIS_", "LOG_", "SENTRY_"))
+    }
+    environment.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    environment.update(
+        DJANGO_SETTINGS_MODULE="observability_bench_settings",
+        OBSERVABILITY_BENCH_VARIANT="full",
+        PYTHONPATH=f"{module_directory}{os.pathsep}{BASE_DIR}",
+        DJANGO_ENV="production",
+        DJANGO_SECRET_KEY="bench-only-secret-key-" + "o" * 40,
+        DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
+        DJANGO_SECURE_SSL_REDIRECT="false",
+        DATABASE_URL=database_url,
+        WEB_CONCURRENCY="2",
+        LOG_LEVEL="INFO",
+        # One client key sends every request: keep throttling out of the figures.
+        API_THROTTLE_RATE="100000000/minute",
+    )
+    return environment
+
+
+def manage(environment, *arguments):
+    completed = subprocess.run(
+        [str(VENV_BIN / "python"), "manage.py", *arguments],
+        cwd=BASE_DIR,
+        env=environment,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return completed.stdout
+
+
+def prepare_database(database_url, environment):
+    """Create the database, migrate it, and seed one organization; returns its API key."""
+    name = urlsplit(database_url).path.lstrip("/")
+    with psycopg.connect(database_url, dbname="postgres", autocommit=True) as connection:
+        connection.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+        connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    manage(environment, "migrate", "--noinput", "--verbosity", "0")
+    seeded = manage(
+        environment,
+        *("seed_demo", "--orgs", "1", "--customers", "30", "--products", "30"),
+        *("--orders", "200", "--max-lines", "3"),
+    )
+    manage(
+        environment,
+        "shell",
+        "--command",
+        "from django.contrib.auth.models import Permission\n"
+        "from django.contrib.contenttypes.models import ContentType\n"
+        "kind, _ = ContentType.objects.get_or_create(app_label='bench', model='row')\n"
+        "Permission.objects.bulk_create([Permission(content_type=kind, codename=f'bench_{n}',"
+        " name=f'Bench row {n}') for n in range(50)], ignore_conflicts=True)\n",
+    )
+    return seeded.strip().splitlines()[-1]
+
+
+def drop_database(database_url):
+    name = urlsplit(database_url).path.lstrip("/")
+    with psycopg.connect(database_url, dbname="postgres", autocommit=True) as connection:
+        connection.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+
+
+def start_server(environment, variant, log_directory):
+    port = free_port()
+    environment = {**environment, "OBSERVABILITY_BENCH_VARIANT": variant, "PORT": str(port)}
+    log = open(log_directory / f"{variant}.log", "w")  # noqa: SIM115 - closed with the server
+    process = subprocess.Popen(
+        [str(VENV_BIN / "gunicorn"), "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}"],
+        cwd=BASE_DIR,
+        env=environment,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    return process, port, log
+
+
+def wait_until_serving(port, process, log_path):
+    deadline = time.monotonic() + SERVER_START_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"gunicorn exited early:\n{log_path.read_text()[-3000:]}")
+        try:
+            status, _ = request(port, "/health", {})
+            if status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"gunicorn did not start:\n{log_path.read_text()[-3000:]}")
+
+
+def stop_server(process):
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def request(port, path, headers):
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        connection.request("GET", path, headers={"Host": "127.0.0.1", **headers})
+        response = connection.getresponse()
+        body = response.read()
+        return response.status, body
+    finally:
+        connection.close()
+
+
+def measure(ports, path, headers, count, warmup):
+    """Latencies (ms) per variant, sending to the servers in turn, one request at a time."""
+    samples = {variant: [] for variant in ports}
+    order = list(ports)
+    for number in range(warmup + count):
+        order = order[1:] + order[:1]  # no server always goes first
+        for variant in order:
+            started = time.perf_counter()
+            status, body = request(ports[variant], path, headers)
+            elapsed = (time.perf_counter() - started) * 1000
+            if status != 200:
+                raise RuntimeError(f"{variant} {path}: {status} {body[:200]!r}")
+            if number >= warmup:
+                samples[variant].append(elapsed)
+    return samples
+
+
+def percentile(values, fraction):
+    ordered = sorted(values)
+    return ordered[min(int(fraction * len(ordered)), len(ordered) - 1)]
+
+
+def report(title, samples):
+    bare = statistics.median(samples["bare"])
+    print(f"\n{title}")
+    print(f"  {'server':<23} {'median ms':>10} {'p90 ms':>8} {'ratio':>7}")
+    for variant, values in samples.items():
+        median = statistics.median(values)
+        print(
+            f"  {variant:<23} {median:>10.2f} {percentile(values, 0.9):>8.2f} {median / bare:>7.3f}"
+        )
+
+
+def main():
+    arguments = parse_arguments()
+    with tempfile.TemporaryDirectory(prefix="orders-observability-bench-") as directory:
+        directory = Path(directory)
+        (directory / "observability_bench_settings.py").write_text(SETTINGS_MODULE)
+        (directory / "observability_bench_urls.py").write_text(URLS_MODULE)
+        environment = base_environment(arguments.database_url, directory)
+        print(f"python {platform.python_version()}, {os.cpu_count()} cores, load {os.getloadavg()}")
+        key = prepare_database(arguments.database_url, environment)
+        servers = {}
+        try:
+            for variant in VARIANTS:
+                servers[variant] = start_server(environment, variant, directory)
+            for variant, (process, port, _) in servers.items():
+                wait_until_serving(port, process, directory / f"{variant}.log")
+            ports = {variant: port for variant, (_, port, _) in servers.items()}
+            authorization = {"Authorization": f"Bearer {key}"}
+            views = [
+                ("(a) trivial JSON view  GET /bench/pid", "/bench/pid", {}),
+                (
+                    "(b) orders list, 50 rows  GET /api/v1/orders/?page_size=50",
+                    "/api/v1/orders/?page_size=50",
+                    authorization,
+                ),
+                ("(c) one query, 50 rows  GET /bench/rows", "/bench/rows", {}),
+            ]
+            print(f"{arguments.requests} requests per view and server, one at a time")
+            for title, path, headers in views:
+                report(title, measure(ports, path, headers, arguments.requests, arguments.warmup))
+            run_in_process_costs(environment, directory)
+            print(f"\nload after: {os.getloadavg()}")
+        finally:
+            for process, _, log in servers.values():
+                stop_server(process)
+                log.close()
+            if not arguments.keep_database:
+                drop_database(arguments.database_url)
+
+
+if __name__ == "__main__":
+    if "--in-process" in sys.argv:
+        in_process_costs()
+    else:
+        main()

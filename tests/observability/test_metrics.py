@@ -1,0 +1,161 @@
+"""/metrics: protected, answered for the pod IP, and carrying django-prometheus and our metrics."""
+
+import pytest
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import connection
+from django.test import override_settings
+from prometheus_client.parser import text_string_to_metric_families
+
+from apps.observability import metrics
+
+METRICS_TOKEN = "metrics-token-for-tests-9b0e"
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def metrics_token():
+    with override_settings(METRICS_TOKEN=METRICS_TOKEN):
+        yield
+
+
+def bearer(token=METRICS_TOKEN):
+    return {"Authorization": f"Bearer {token}"}
+
+
+def scrape(client, **headers):
+    response = client.get("/metrics", headers={**bearer(), **headers})
+    assert response.status_code == 200, response.content
+    assert response["Content-Type"].startswith("text/plain")
+    return response.content.decode()
+
+
+def sample_value(text, name, **labels):
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return sample.value
+    return 0.0
+
+
+def test_anonymous_scrapes_get_401(client):
+    response = client.get("/metrics")
+
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_a_wrong_token_gets_401(client):
+    assert client.get("/metrics", headers=bearer("nope")).status_code == 401
+
+
+def test_an_unset_token_accepts_no_token(client):
+    with override_settings(METRICS_TOKEN=""):
+        assert client.get("/metrics", headers=bearer("")).status_code == 401
+
+
+def test_signed_in_users_who_are_not_staff_get_403(client):
+    client.force_login(get_user_model().objects.create_user("customer", password="irrelevant"))
+
+    assert client.get("/metrics").status_code == 403
+
+
+def test_staff_sessions_may_read(client):
+    staff = get_user_model().objects.create_user("ops", password="irrelevant", is_staff=True)
+    client.force_login(staff)
+
+    assert client.get("/metrics").status_code == 200
+
+
+def test_prometheus_scraping_the_pod_ip_is_not_rejected_by_allowed_hosts(client):
+    assert "10.1.2.3" not in settings.ALLOWED_HOSTS
+
+    scrape(client, Host="10.1.2.3:8000")
+
+
+def test_request_metrics_count_responses_by_status_and_view(client):
+    before = scrape(client)
+    client.get("/admin/login/")
+    client.get("/no/such/page/")
+    after = scrape(client)
+
+    def delta(name, **labels):
+        return sample_value(after, name, **labels) - sample_value(before, name, **labels)
+
+    name = "django_http_responses_total_by_status_view_method_total"
+    assert delta(name, status="200", view="admin:login", method="GET") == 1
+    assert delta(name, status="404", view="<unnamed view>", method="GET") == 1
+    # Scrapes themselves are not traffic.
+    assert delta("django_http_requests_before_middlewares_total") == 2
+
+
+def test_database_metrics_come_from_the_django_prometheus_backend(client):
+    assert connection.settings_dict["ENGINE"].startswith("django_prometheus.db.backends.")
+    get_user_model().objects.count()
+
+    text = scrape(client)
+
+    assert sample_value(text, "django_db_execute_total", alias="default") > 0
+
+
+def test_project_metrics_are_exported(client):
+    metrics.TELEMETRY_FLUSH_FAILURES.inc(0)
+    metrics.SLOW_REQUESTS.labels("/exported/", "GET").inc()
+
+    text = scrape(client)
+
+    assert sample_value(text, "orders_slow_requests_total", route="/exported/", method="GET") >= 1
+    assert "orders_telemetry_flush_failures_total" in text
+    assert "orders_telemetry_dropped_requests_total" in text
+
+
+def test_latency_buckets_are_the_project_slo_buckets(client):
+    client.get("/admin/login/")
+
+    text = scrape(client)
+
+    bounds = {
+        float(sample.labels["le"])
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "django_http_requests_latency_including_middlewares_seconds_bucket"
+    }
+    assert bounds == set(settings.PROMETHEUS_LATENCY_BUCKETS)
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the pool exists on PostgreSQL")
+def test_pool_gauges_are_exported_on_postgresql(client):
+    get_user_model().objects.count()
+
+    text = scrape(client)
+
+    assert sample_value(text, "orders_db_pool_max", alias="default") == settings.DB_POOL_MAX_SIZE
+    assert "orders_db_pool_available" in text
+
+
+def test_gauges_combine_live_processes_explicitly():
+    for gauge in (
+        metrics.DB_POOL_SIZE,
+        metrics.DB_POOL_AVAILABLE,
+        metrics.DB_POOL_WAITING,
+        metrics.DB_POOL_MAX,
+    ):
+        assert gauge._multiprocess_mode == "livesum"
+
+
+@pytest.mark.skipif(
+    "redis" not in settings.CACHES["default"]["BACKEND"], reason="runs when REDIS_URL is set"
+)
+def test_cache_metrics_come_from_the_django_prometheus_redis_backend(client):
+    from django.core.cache import cache
+
+    before = scrape(client)
+    cache.get("metrics-test-missing-key")
+    after = scrape(client)
+
+    name = "django_cache_get_total"
+    assert (
+        sample_value(after, name, backend="redis")
+        == sample_value(before, name, backend="redis") + 1
+    )

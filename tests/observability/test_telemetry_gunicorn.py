@@ -1,0 +1,343 @@
+"""Telemetry under the real deployment: gunicorn workers recycled and reloaded, several processes
+flushing into the same rows, a database that is down.
+
+The gunicorn test runs on the database of the pass: a SQLite file of its own, or a PostgreSQL
+database it creates on the pass's server and drops afterwards.
+"""
+
+import collections
+import os
+import signal
+import sqlite3
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+import requests
+from django.db import connection
+from prometheus_client.parser import text_string_to_metric_families
+from psycopg import sql
+
+from apps.observability import telemetry
+from tests.processes import (
+    GUNICORN,
+    PROJECT_DIR,
+    PYTHON,
+    free_port,
+    project_environment,
+    run_manage,
+    stop_process_group,
+)
+
+METRICS_TOKEN = "gunicorn-telemetry-token-3f9a"
+AUTHORIZATION = {"Authorization": f"Bearer {METRICS_TOKEN}"}
+ON_POSTGRES = connection.vendor == "postgresql"
+# The mix sent to the server: path -> (expected status, how many).
+MIX = {
+    "/admin/login/": (200, 150),
+    "/no-such-page/": (404, 90),
+    "/api/v1/products/": (401, 60),
+}
+TOTAL = sum(count for _, count in MIX.values())
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen
+    base_url: str
+    log_path: Path
+
+    def get(self, path, **kwargs):
+        # Generous: on a busy machine replacement workers can take seconds to boot.
+        return requests.get(f"{self.base_url}{path}", timeout=60, **kwargs)
+
+    def log(self):
+        return self.log_path.read_text()
+
+
+@contextmanager
+def gunicorn(environment, log_path, *arguments, startup_seconds=60):
+    port = free_port()
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            [GUNICORN, "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}", *arguments],
+            cwd=PROJECT_DIR,
+            env=environment,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    server = Server(process, f"http://127.0.0.1:{port}", log_path)
+    try:
+        deadline = time.monotonic() + startup_seconds
+        while True:
+            assert process.poll() is None, f"gunicorn exited early:\n{server.log()}"
+            try:
+                server.get("/health")
+                break
+            except requests.RequestException:
+                assert time.monotonic() < deadline, f"gunicorn did not start:\n{server.log()}"
+                time.sleep(0.1)
+        yield server
+    finally:
+        stop_process_group(process)
+
+
+def postgres_parameters():
+    settings = connection.settings_dict
+    return {
+        "host": settings["HOST"] or "127.0.0.1",
+        "port": settings["PORT"] or 5432,
+        "user": settings["USER"] or "postgres",
+        "password": settings["PASSWORD"] or None,
+    }
+
+
+def postgres_url(name):
+    parameters = postgres_parameters()
+    password = f":{parameters['password']}" if parameters["password"] else ""
+    return f"postgres://{parameters['user']}{password}@{parameters['host']}:{parameters['port']}/{name}"
+
+
+@pytest.fixture
+def server_database(tmp_path):
+    """(DATABASE_URL, function returning the RequestMinute totals) for a fresh database."""
+    if not ON_POSTGRES:
+        path = tmp_path / "telemetry.sqlite3"
+
+        def totals():
+            with sqlite3.connect(path) as database:
+                return read_totals(database.execute(TOTALS_QUERY).fetchone())
+
+        yield f"sqlite:///{path}", totals
+        return
+    name = f"orders_telemetry_gunicorn_{os.getpid()}"
+    parameters = postgres_parameters()
+    with psycopg.connect(dbname="postgres", autocommit=True, **parameters) as admin:
+        admin.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+    def totals():
+        with psycopg.connect(dbname=name, **parameters) as database:
+            return read_totals(database.execute(TOTALS_QUERY).fetchone())
+
+    try:
+        yield postgres_url(name), totals
+    finally:
+        with psycopg.connect(dbname="postgres", autocommit=True, **parameters) as admin:
+            admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+TOTALS_QUERY = (
+    "SELECT SUM(requests), SUM(status_2xx), SUM(status_3xx), SUM(status_4xx), SUM(status_5xx), "
+    + " + ".join(f"SUM(bucket_{index:02d})" for index in range(telemetry.BUCKET_COUNT))
+    + " FROM observability_requestminute"
+)
+
+
+def read_totals(row):
+    requests_, *statuses, buckets = (int(value or 0) for value in row)
+    return {
+        "requests": requests_,
+        "status": dict(zip(("2xx", "3xx", "4xx", "5xx"), statuses, strict=True)),
+        "buckets": buckets,
+    }
+
+
+def responses_by_status(metrics_text):
+    """django-prometheus' response counter per status, leaving out the /stats calls."""
+    counts = collections.Counter()
+    for family in text_string_to_metric_families(metrics_text):
+        for sample in family.samples:
+            if (
+                sample.name == "django_http_responses_total_by_status_view_method_total"
+                and sample.labels["view"] != "stats"
+            ):
+                counts[int(sample.labels["status"])] += int(sample.value)
+    return dict(counts)
+
+
+def metric_total(metrics_text, name):
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(metrics_text)
+        for sample in family.samples
+        if sample.name == name
+    )
+
+
+def send_mix(server):
+    paths = [path for path, (_, count) in MIX.items() for _ in range(count)]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        statuses = list(pool.map(lambda path: (path, server.get(path).status_code), paths))
+    return collections.Counter(statuses)
+
+
+def wait_for(condition, seconds, step=0.25):
+    deadline = time.monotonic() + seconds
+    while True:
+        value = condition()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(step)
+
+
+def test_stats_metrics_and_rows_equal_what_was_sent_across_recycled_workers(
+    server_database, tmp_path
+):
+    database_url, database_totals = server_database
+    environment = project_environment(
+        DJANGO_ENV="test",
+        DATABASE_URL=database_url,
+        METRICS_TOKEN=METRICS_TOKEN,
+        WEB_CONCURRENCY=4,
+        TELEMETRY_FLUSH_SECONDS=2,
+        LOG_LEVEL="INFO",
+        PROMETHEUS_MULTIPROC_DIR=None,
+    )
+    migrated = run_manage("migrate", "--noinput", environment=environment)
+    assert migrated.returncode == 0, migrated.stderr
+
+    with gunicorn(
+        environment, tmp_path / "gunicorn.log", "--max-requests", "40", "--max-requests-jitter", "5"
+    ) as server:
+        assert server.get("/stats").status_code == 401
+        assert server.get("/metrics").status_code == 401
+
+        sent = send_mix(server)
+
+        assert sent == {(path, status): count for path, (status, count) in MIX.items()}
+        booted = server.log().count("Booting worker")
+        # 300 requests, at most 45 per worker: most of the first four workers were replaced.
+        assert booted >= 6, f"workers were not recycled ({booted} boots)"
+
+        # Graceful restart: gunicorn replaces every worker; each flushes as it exits.
+        os.kill(server.process.pid, signal.SIGHUP)
+
+        def stats_when_complete():
+            stats = server.get("/stats", headers=AUTHORIZATION).json()
+            return stats if stats["requests"] >= TOTAL else None
+
+        stats = wait_for(stats_when_complete, 60)
+        assert stats, f"/stats never reached {TOTAL}:\n{server.log()[-3000:]}"
+        metrics_text = server.get("/metrics", headers=AUTHORIZATION).text
+
+        assert stats["requests"] == TOTAL
+        assert stats["status"] == {"2xx": 150, "3xx": 0, "4xx": 150, "5xx": 0}
+        assert stats["errors"] == 0
+        routes = {(route["route"], route["method"]): route["requests"] for route in stats["routes"]}
+        assert routes == {
+            ("/admin/login/", "GET"): 150,
+            ("<unmatched>", "GET"): 90,
+            ("/api/v1/products/", "GET"): 60,
+        }
+        assert sum(point["requests"] for point in stats["per_minute"]) == TOTAL
+        assert responses_by_status(metrics_text) == {200: 150, 404: 90, 401: 60}
+        assert metric_total(metrics_text, "orders_telemetry_flush_failures_total") == 0
+        assert metric_total(metrics_text, "orders_telemetry_dropped_requests_total") == 0
+
+    # After the graceful stop, the rows hold exactly what was sent, status by status.
+    assert database_totals() == {
+        "requests": TOTAL,
+        "status": {"2xx": 150, "3xx": 0, "4xx": 150, "5xx": 0},
+        "buckets": TOTAL,
+    }
+
+
+def test_requests_are_answered_while_the_flusher_cannot_reach_the_database(tmp_path):
+    unreachable = f"postgres://postgres@127.0.0.1:{free_port()}/nowhere"
+    environment = project_environment(
+        DJANGO_ENV="test",
+        DATABASE_URL=unreachable,
+        DB_CONNECT_TIMEOUT=1,
+        DB_POOL_TIMEOUT=1,
+        METRICS_TOKEN=METRICS_TOKEN,
+        WEB_CONCURRENCY=1,
+        TELEMETRY_FLUSH_SECONDS=0.5,
+        LOG_LEVEL="WARNING",
+        PROMETHEUS_MULTIPROC_DIR=None,
+    )
+    with gunicorn(environment, tmp_path / "gunicorn.log") as server:
+        statuses = [server.get(path).status_code for path in ("/admin/login/", "/nope/") * 10]
+
+        def failures():
+            text = server.get("/metrics", headers=AUTHORIZATION).text
+            return metric_total(text, "orders_telemetry_flush_failures_total") >= 2
+
+        assert wait_for(failures, 30), server.log()[-3000:]
+        # Still answering, and what could not be written is still buffered.
+        assert server.get("/admin/login/").status_code == 200
+        log = server.log()
+
+    assert statuses == [200, 404] * 10
+    assert "telemetry_flush_failed" in log
+    assert "telemetry_buffer_full" not in log
+
+
+CONCURRENT_FLUSHER = """
+import django
+django.setup()
+from apps.observability import telemetry
+
+minute, rounds, per_round = {minute}, {rounds}, {per_round}
+error = RuntimeError("concurrent")
+for number in range(rounds):
+    for request in range(per_round):
+        telemetry.record_request(
+            route="/concurrent/", method="GET", status=200 + 100 * (request % 4),
+            duration_ms=float(request + 1), query_count=1, db_time_ms=0.25,
+            started_at=minute + 1,
+        )
+    telemetry.record_error(error, route="/concurrent/", method="GET", at=minute + 2)
+    assert telemetry.flush_telemetry() == per_round, "flush failed"
+print("done")
+"""
+
+
+@pytest.mark.skipif(not ON_POSTGRES, reason="runs in the PostgreSQL pass (DATABASE_URL set)")
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_flushes_from_several_processes_lose_nothing():
+    from apps.observability.models import ErrorGroup, RequestMinute
+
+    processes, rounds, per_round = 4, 30, 20
+    minute = (int(time.time()) // 60) * 60
+    environment = project_environment(
+        DJANGO_ENV="test",
+        DJANGO_SETTINGS_MODULE="project.settings",
+        DATABASE_URL=postgres_url(connection.settings_dict["NAME"]),
+        PROMETHEUS_MULTIPROC_DIR=None,
+    )
+    code = CONCURRENT_FLUSHER.format(minute=minute, rounds=rounds, per_round=per_round)
+    children = [
+        subprocess.Popen(
+            [PYTHON, "-c", code],
+            cwd=PROJECT_DIR,
+            env=environment,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(processes)
+    ]
+    outputs = [child.communicate(timeout=120) for child in children]
+    for child, (stdout, stderr) in zip(children, outputs, strict=True):
+        assert child.returncode == 0, stderr[-3000:]
+        assert "done" in stdout
+
+    row = RequestMinute.objects.get(route="/concurrent/")
+    expected = processes * rounds * per_round
+    assert row.requests == expected
+    assert (row.status_2xx, row.status_3xx, row.status_4xx, row.status_5xx) == (expected // 4,) * 4
+    assert sum(row.bucket_counts) == expected
+    assert row.query_count == expected
+    assert row.duration_max_ms == per_round
+    assert ErrorGroup.objects.get().count == processes * rounds
