@@ -69,7 +69,19 @@ INSTALLED_APPS = [
     # Before staticfiles so that runserver serves static files through WhiteNoise too.
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
+    # django-health-check 4.x: check classes, its template and `manage.py health_check`.
+    "health_check",
+    # Prometheus metrics of requests, database and cache; /metrics is apps.observability's view.
+    "django_prometheus",
     "apps.observability",
+    "rest_framework",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    # Before apps.tenants, whose admin replaces the library's organization-less key admin.
+    "rest_framework_api_key",
+    "apps.tenants",
+    "apps.orders",
 ]
 
 # Order matters; each entry says why it sits where it does.
@@ -80,6 +92,14 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # Probes answer before host validation and sessions: the kubelet sends the pod IP as Host.
     "apps.observability.middleware.ProbeMiddleware",
+    # Request id (X-Request-ID) and context for every log line, one access line per request;
+    # outside everything that logs or measures, so their lines carry the request id too.
+    "apps.observability.request_logging.RequestContextMiddleware",
+    # Starts the Prometheus request clock; after the probes, so scrapes and probes are not traffic.
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    # Request statistics (apps/observability/telemetry.py); outside auth and sessions so that
+    # their cost and their failures are measured too.
+    "apps.observability.telemetry_middleware.TelemetryMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     # Validates Host against ALLOWED_HOSTS and appends slashes.
     "django.middleware.common.CommonMiddleware",
@@ -87,6 +107,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last: labels Prometheus request metrics with the resolved view and the final status.
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "project.urls"
@@ -124,6 +146,11 @@ DB_SSLMODE = env.choice(
 )
 DB_STATEMENT_TIMEOUT_MS = env.int("DB_STATEMENT_TIMEOUT_MS", default=30000, minimum=0)
 SQLITE_BUSY_TIMEOUT_MS = 5000
+# django-prometheus' subclasses of the same backends count queries, errors and connections.
+PROMETHEUS_DATABASE_ENGINES = {
+    "django.db.backends.sqlite3": "django_prometheus.db.backends.sqlite3",
+    "django.db.backends.postgresql": "django_prometheus.db.backends.postgresql",
+}
 if DB_POOL_MIN_SIZE > DB_POOL_MAX_SIZE:
     raise ImproperlyConfigured(
         f"DB_POOL_MIN_SIZE: {DB_POOL_MIN_SIZE} is larger than DB_POOL_MAX_SIZE ({DB_POOL_MAX_SIZE})"
@@ -153,6 +180,7 @@ def database_settings(variable, url_config):
             }
         )
         config.update(OPTIONS=options, CONN_MAX_AGE=DB_CONN_MAX_AGE)
+        config["ENGINE"] = PROMETHEUS_DATABASE_ENGINES[config["ENGINE"]]
         return config
 
     options.setdefault("connect_timeout", DB_CONNECT_TIMEOUT)
@@ -168,12 +196,16 @@ def database_settings(variable, url_config):
             "min_size": DB_POOL_MIN_SIZE,
             "max_size": DB_POOL_MAX_SIZE,
             "timeout": DB_POOL_TIMEOUT,
+            # psycopg_pool backs off up to 5 minutes between reconnect attempts by default, which
+            # kept /ready failing ~20 s after a 40 s outage had ended; 10 s bounds that wait.
+            "reconnect_timeout": 10,
             "name": f"orders-{variable.lower()}",
         }
         conn_max_age = 0
     else:
         conn_max_age = DB_CONN_MAX_AGE
     config.update(OPTIONS=options, CONN_MAX_AGE=conn_max_age, CONN_HEALTH_CHECKS=True)
+    config["ENGINE"] = PROMETHEUS_DATABASE_ENGINES[config["ENGINE"]]
     return config
 
 
@@ -196,11 +228,23 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env.redis_url("REDIS_URL", default="")
 REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", default=0.5, minimum=0.01)
-if REDIS_URL:
-    CACHES = {
+
+
+def cache_settings(redis_url):
+    """Redis through django-redis when a URL is given, else this process's memory."""
+    if not redis_url:
+        return {
+            "default": {
+                "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+                "LOCATION": "orders",
+            }
+        }
+    return {
         "default": {
-            "BACKEND": "django_redis.cache.RedisCache",
-            "LOCATION": REDIS_URL,
+            # django-redis, counting gets, hits and misses for Prometheus. (Local memory keeps
+            # Django's class: django-prometheus' one returns the default for falsy values.)
+            "BACKEND": "django_prometheus.cache.backends.redis.RedisCache",
+            "LOCATION": redis_url,
             "KEY_PREFIX": "orders",
             "OPTIONS": {
                 "CLIENT_CLASS": "django_redis.client.DefaultClient",
@@ -212,15 +256,11 @@ if REDIS_URL:
             },
         }
     }
-    DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
-    DJANGO_REDIS_LOGGER = "apps.observability.cache"
-else:
-    CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
-            "LOCATION": "orders",
-        }
-    }
+
+
+CACHES = cache_settings(REDIS_URL)
+# Failures swallowed by IGNORE_EXCEPTIONS are still logged.
+DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
 # Sessions live in the database and are cached: with the cache down they still work.
 SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 
@@ -261,6 +301,8 @@ STORAGES = {
     },
 }
 WHITENOISE_MAX_AGE = 3600  # unhashed names only; hashed ones get a year
+# Tests serve app static files straight from the apps, as runserver does in development.
+WHITENOISE_USE_FINDERS = DEBUG or IS_TEST
 WHITENOISE_KEEP_ONLY_HASHED_FILES = False
 
 # --- HTTPS and security headers ------------------------------------------------------------------
@@ -284,7 +326,69 @@ SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DJANGO_MAX_BODY_BYTES", default=1_048_576, minimum=1024)
 
+# --- API -----------------------------------------------------------------------------------------
+
+API_THROTTLE_RATE = env.throttle_rate("API_THROTTLE_RATE", default="1200/minute")
+REST_FRAMEWORK = {
+    # Organization API keys as `Authorization: Bearer <key>`; no sessions, so no CSRF.
+    "DEFAULT_AUTHENTICATION_CLASSES": ["apps.tenants.authentication.BearerAPIKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["apps.tenants.authentication.HasOrganizationAPIKey"],
+    # API_THROTTLE_RATE per key, counted in the (shared) cache.
+    "DEFAULT_THROTTLE_CLASSES": ["apps.tenants.throttling.APIKeyRateThrottle"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    # JSON only, limited to DJANGO_MAX_BODY_BYTES (413 beyond).
+    "DEFAULT_PARSER_CLASSES": ["apps.orders.api.parsers.LimitedJSONParser"],
+    "DEFAULT_PAGINATION_CLASS": "apps.orders.api.pagination.ApiCursorPagination",
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "EXCEPTION_HANDLER": "apps.orders.api.errors.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Orders service API",
+    "DESCRIPTION": (
+        "Customers, products and orders of one organization, chosen by the API key. "
+        'Every error is `{"error": {"code", "message", "fields"}}`.'
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    # Swagger UI from drf-spectacular-sidecar's static files: no CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+
 # --- Observability -------------------------------------------------------------------------------
+
+# Bearer token for /health-detailed, /stats and /metrics; empty accepts no token (staff only).
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# A request at least this slow is counted and recorded as slow, and logged at WARNING with its
+# heaviest queries.
+LOG_SLOW_REQUEST_MS = env.int("LOG_SLOW_REQUEST_MS", default=1000, minimum=1)
+# How often each process writes its request statistics; 0 starts no background flusher (the
+# default in tests, which flush explicitly; workers still flush when they exit).
+TELEMETRY_FLUSH_SECONDS = env.float(
+    "TELEMETRY_FLUSH_SECONDS", default=0 if IS_TEST else 10, minimum=0, maximum=3600
+)
+# Request statistics, slow requests and error groups are pruned after this many days.
+TELEMETRY_RETENTION_DAYS = env.int("TELEMETRY_RETENTION_DAYS", default=14, minimum=1)
+# Opening a database connection in the gunicorn master breaks --preload with the pool.
+PROMETHEUS_EXPORT_MIGRATIONS = False
+# Request latency histogram bounds (seconds): fine around the SLO thresholds (100 ms to 1 s).
+PROMETHEUS_LATENCY_BUCKETS = (
+    *(0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75),
+    *(1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, float("inf")),
+)
+# One deadline for all checks of a /ready or /health-detailed answer (they run concurrently);
+# the kubelet's timeoutSeconds must be above it.
+HEALTH_CHECK_TIMEOUT_SECONDS = env.float(
+    "HEALTH_CHECK_TIMEOUT_SECONDS", default=1.5, minimum=0.1, maximum=30
+)
+# A replica further behind than this is reported degraded (reads should go to the primary).
+HEALTH_REPLICA_MAX_LAG_SECONDS = env.float(
+    "HEALTH_REPLICA_MAX_LAG_SECONDS", default=30.0, minimum=0
+)
 
 LOG_LEVEL = env.choice(
     "LOG_LEVEL", ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], default="INFO"
@@ -301,6 +405,13 @@ LOGGING = {
             "()": "apps.observability.logging.structured_formatter",
             "log_format": LOG_FORMAT,
         },
+        # The file is for machines: JSON lines whatever LOG_FORMAT says.
+        "json": {"()": "apps.observability.logging.structured_formatter", "log_format": "json"},
+    },
+    "filters": {
+        "skip_requests_with_access_line": {
+            "()": "apps.observability.logging.SkipRequestsWithAccessLine"
+        },
     },
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "structured"},
@@ -310,7 +421,7 @@ LOGGING = {
                 "file": {
                     "class": "logging.handlers.WatchedFileHandler",
                     "filename": LOG_FILE,
-                    "formatter": "structured",
+                    "formatter": "json",
                 }
             }
             if LOG_FILE
@@ -323,9 +434,34 @@ LOGGING = {
         "project": {"level": LOG_LEVEL},
         "django": {"level": LOG_LEVEL if LOG_LEVEL != "DEBUG" else "INFO"},
         "gunicorn.error": {"level": LOG_LEVEL, "propagate": True},
-        "gunicorn.access": {"level": "INFO", "propagate": True},
+        # RequestContextMiddleware writes one access line per request (with request id, route,
+        # queries); gunicorn's access log (off in gunicorn.conf.py) and Django's 4xx/5xx lines
+        # would repeat it.
+        "gunicorn.access": {"level": "WARNING", "propagate": True},
+        "django.request": {"filters": ["skip_requests_with_access_line"]},
+        # runserver's request lines repeat the access line, and its own plain handler would
+        # bypass redaction.
+        "django.server": {"handlers": [], "level": "ERROR", "propagate": True},
     },
 }
+
+# Error tracking (apps/observability/sentry.py).
+SENTRY_DSN = env.str("SENTRY_DSN", default="")
+SENTRY_TRACES_SAMPLE_RATE = env.float(
+    "SENTRY_TRACES_SAMPLE_RATE", default=0.0, minimum=0.0, maximum=1.0
+)
+SENTRY_ENVIRONMENT = env.str("SENTRY_ENVIRONMENT", default=DJANGO_ENV)
+SENTRY_RELEASE = env.str("SENTRY_RELEASE", default="" if GIT_SHA == "unknown" else GIT_SHA)
+if SENTRY_DSN:
+    # Only with a DSN: sentry_sdk.init(dsn="") would still install the Django integration.
+    from apps.observability.sentry import init_sentry
+
+    init_sentry(
+        dsn=SENTRY_DSN,
+        environment=SENTRY_ENVIRONMENT,
+        release=SENTRY_RELEASE,
+        traces_sample_rate=SENTRY_TRACES_SAMPLE_RATE,
+    )
 
 # --- Process model -------------------------------------------------------------------------------
 
@@ -333,4 +469,14 @@ PORT = env.int("PORT", default=8000, minimum=1, maximum=65535)
 WEB_CONCURRENCY = env.int(
     "WEB_CONCURRENCY", default=min(4, 2 * (os.cpu_count() or 1) + 1), minimum=1
 )
-GUNICORN_THREADS = env.int("GUNICORN_THREADS", default=1, minimum=1)
+# gthread with 8 threads by default: the benchmark in bench/README.md chose it.
+GUNICORN_THREADS = env.int("GUNICORN_THREADS", default=8, minimum=1)
+if (
+    DB_POOL
+    and GUNICORN_THREADS > DB_POOL_MAX_SIZE
+    and any(database["ENGINE"].endswith("postgresql") for database in DATABASES.values())
+):
+    raise ImproperlyConfigured(
+        f"GUNICORN_THREADS: {GUNICORN_THREADS} threads per process exceed DB_POOL_MAX_SIZE "
+        f"({DB_POOL_MAX_SIZE}); threads would wait for a database connection"
+    )

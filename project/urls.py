@@ -1,10 +1,17 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 
 admin.site.site_header = "Orders service"
 admin.site.site_title = "Orders service admin"
 admin.site.index_title = "Operations"
 
+# A body over DJANGO_MAX_BODY_BYTES read outside a DRF view: JSON 413 instead of a bare 400.
+handler400 = "apps.orders.api.errors.bad_request"
+
 urlpatterns = [
     path("admin/", admin.site.urls),
+    # REST API v1, its OpenAPI schema and Swagger UI; unknown /api/ URLs answer a JSON 404.
+    path("api/", include("apps.orders.api.urls")),
+    # /health-detailed (/health and /ready are answered by ProbeMiddleware).
+    path("", include("apps.observability.urls")),
 ]

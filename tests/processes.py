@@ -80,7 +80,7 @@ def gunicorn_server(environment, *extra_arguments, startup_seconds=30):
     port = free_port()
     log_path = PROJECT_DIR / f".gunicorn-test-{port}.log"
     with open(log_path, "w") as log:
-        process = subprocess.Popen(  # noqa: S603 - fixed executable, test-owned arguments
+        process = subprocess.Popen(
             [GUNICORN, "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}", *extra_arguments],
             cwd=PROJECT_DIR,
             env=environment,

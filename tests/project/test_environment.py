@@ -33,7 +33,7 @@ def test_integer_below_minimum_is_rejected():
 
 
 def test_float_above_maximum_is_rejected():
-    with pytest.raises(ConfigurationError, match="RATE: 1.5 is above the maximum of 1.0"):
+    with pytest.raises(ConfigurationError, match=r"RATE: 1\.5 is above the maximum of 1\.0"):
         read(RATE="1.5").float("RATE", default=0.0, maximum=1.0)
 
 
@@ -65,7 +65,7 @@ def test_unparsable_database_url_names_the_variable():
 
 
 def test_database_url_with_bad_port_names_the_variable():
-    with pytest.raises(ConfigurationError, match="DATABASE_URL: .* cannot be parsed"):
+    with pytest.raises(ConfigurationError, match=r"DATABASE_URL: .* cannot be parsed"):
         read(DATABASE_URL="postgres://u@db:port/orders").database_url("DATABASE_URL")
 
 
@@ -100,7 +100,7 @@ def test_redis_url_must_be_a_redis_url():
 
 
 def test_redis_url_with_bad_port_is_rejected():
-    with pytest.raises(ConfigurationError, match="REDIS_URL: .* invalid port"):
+    with pytest.raises(ConfigurationError, match=r"REDIS_URL: .* invalid port"):
         read(REDIS_URL="redis://cache:abc/0").redis_url("REDIS_URL")
 
 

@@ -32,6 +32,11 @@ def test_default_workers_are_twice_the_cores_plus_one_capped_at_four():
     assert gunicorn_config()["workers"] == min(4, 2 * os.cpu_count() + 1)
 
 
+def test_default_is_the_threaded_worker_chosen_by_the_benchmark():
+    config = gunicorn_config()
+    assert (config["worker_class"], config["threads"]) == ("gthread", 8)
+
+
 def test_web_concurrency_sets_the_worker_count():
     assert gunicorn_config(WEB_CONCURRENCY="3")["workers"] == 3
 
