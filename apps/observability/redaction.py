@@ -40,13 +40,40 @@ _API_KEY = re.compile(r"\b(?P<prefix>[A-Za-z0-9]{8})\.[A-Za-z0-9]{32}\b")
 _URL_PASSWORD = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s/?#@:]*:)[^\s/?#@]+(?=@)")
 # Cheap pre-check: most strings hold none of these and skip the substitutions.
 _MAYBE_SECRET = re.compile(rf"{_SENSITIVE_WORDS}|bearer|://|\.[A-Za-z0-9]{{32}}", re.IGNORECASE)
+# The same pre-check for ASCII text, matched against its lower-case form without IGNORECASE:
+# 3 to 10 times faster (an IGNORECASE alternation is tried character by character). For ASCII
+# text both match exactly the same strings; other text takes _MAYBE_SECRET (Unicode case folding
+# matches, say, the long s U+017F for "s", which lower() does not produce).
+_MAYBE_SECRET_LOWER_ASCII = re.compile(rf"{_SENSITIVE_WORDS}|bearer|://|\.[a-z0-9]{{32}}")
+# Key names repeat (the same dozen fields on every line): remember which are sensitive, for at
+# most this many names of at most this length.
+_SENSITIVE_KEY_CACHE_SIZE = 4096
+_SENSITIVE_KEY_CACHE_MAX_LENGTH = 100
+_sensitive_keys = {}
 
 _MAX_DEPTH = 20
 _PRIMITIVES = (int, float, bool, type(None))
+_PRIMITIVE_TYPES = frozenset(_PRIMITIVES)
 
 
 def is_sensitive_key(key):
-    return isinstance(key, str) and _SENSITIVE_KEY.search(key) is not None
+    if not isinstance(key, str):
+        return False
+    sensitive = _sensitive_keys.get(key)
+    if sensitive is None:
+        sensitive = _SENSITIVE_KEY.search(key) is not None
+        if (
+            len(key) <= _SENSITIVE_KEY_CACHE_MAX_LENGTH
+            and len(_sensitive_keys) < _SENSITIVE_KEY_CACHE_SIZE
+        ):
+            _sensitive_keys[key] = sensitive
+    return sensitive
+
+
+def _may_hold_secret(text):
+    if text.isascii():
+        return _MAYBE_SECRET_LOWER_ASCII.search(text.lower()) is not None
+    return _MAYBE_SECRET.search(text) is not None
 
 
 def _is_empty(value):
@@ -63,7 +90,7 @@ def _replace_pair_value(match):
 
 def redact_text(text):
     """`text` with every recognisable secret replaced by [REDACTED]."""
-    if not text or _MAYBE_SECRET.search(text) is None:
+    if not text or not _may_hold_secret(text):
         return text
     text = _URL_PASSWORD.sub(rf"\g<head>{REDACTED}", text)
     text = _BEARER.sub(rf"\g<scheme> {REDACTED}", text)
@@ -79,14 +106,18 @@ def _redact_value(value, depth, stringify):
     if depth >= _MAX_DEPTH:
         return REDACTED
     if isinstance(value, dict):
-        return {
-            key: (
-                REDACTED
-                if is_sensitive_key(key) and not _is_empty(item)
-                else _redact_value(item, depth + 1, stringify)
-            )
-            for key, item in value.items()
-        }
+        redacted = {}
+        for key, item in value.items():
+            if is_sensitive_key(key) and not _is_empty(item):
+                redacted[key] = REDACTED
+            # The common leaves inline (a log line is mostly these): the same result as below.
+            elif type(item) is str:
+                redacted[key] = redact_text(item)
+            elif type(item) in _PRIMITIVE_TYPES:
+                redacted[key] = item
+            else:
+                redacted[key] = _redact_value(item, depth + 1, stringify)
+        return redacted
     if isinstance(value, (list, tuple, set, frozenset)):
         return [_redact_value(item, depth + 1, stringify) for item in value]
     if isinstance(value, bytes):

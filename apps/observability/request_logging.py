@@ -124,7 +124,7 @@ class RequestContextMiddleware:
         # Bindings a previous request on this thread left behind must not leak into this one.
         structlog.contextvars.clear_contextvars()
         request_id = request_context.request_id_from_header(
-            request.headers.get(request_context.REQUEST_ID_HEADER)
+            request.META.get(request_context.REQUEST_ID_META_KEY)
         )
         request.request_id = request_id
         request.has_access_line = not request.path_info.startswith(self.unlogged_prefixes)

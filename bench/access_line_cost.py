@@ -1,0 +1,231 @@
+"""What each part of the observability stack costs per request, in-process, in microseconds.
+
+Five WSGI handlers are built from the project's settings (DJANGO_ENV=production, LOG_FORMAT=json,
+the real LOGGING with its handlers writing to /dev/null, Prometheus in multiprocess mode as under
+gunicorn), each with a different MIDDLEWARE:
+
+    bare           the project's middleware without the observability parts
+    + context      bare + RequestContextMiddleware (request id, one JSON access line a request)
+    + telemetry    bare + TelemetryMiddleware
+    + prometheus   bare + PrometheusBefore/AfterMiddleware
+    full           the project's MIDDLEWARE as it is
+
+and called in turn with the same WSGI environ (GET /bench/pid, a trivial JSON view; `--view rows`
+for /bench/rows, one query of 50 rows), round after round, so that a busy machine slows them
+alike. Printed: median microseconds per request and the extra over `bare` (same run).
+Back to back, code and data stay in the CPU caches; `--gap-ms 3` idles before each request, as
+a server answering one client at a time does, and shows about 3 times the cost (what
+observability_overhead.py sees under gunicorn).
+
+    .venv/bin/python bench/access_line_cost.py [--rounds 30] [--calls 200] [--view pid|rows]
+                                               [--gap-ms 3]
+    .venv/bin/python bench/access_line_cost.py --profile context [--calls 5000]
+
+`--profile VARIANT` runs cProfile over that handler instead and prints the top functions
+(cumulative and internal time). The database is SQLite in a temporary file unless DATABASE_URL
+is set; /bench/rows needs 50 permission rows, which the script adds when the table has fewer.
+"""
+
+import argparse
+import io
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+OBSERVABILITY_PARTS = {
+    "context": ("apps.observability.request_logging.RequestContextMiddleware",),
+    "telemetry": ("apps.observability.telemetry_middleware.TelemetryMiddleware",),
+    "prometheus": (
+        "django_prometheus.middleware.PrometheusBeforeMiddleware",
+        "django_prometheus.middleware.PrometheusAfterMiddleware",
+    ),
+}
+VARIANTS = ("bare", "context", "telemetry", "prometheus", "full")
+
+
+def parse_arguments():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--calls", type=int, default=200, help="per variant and round")
+    parser.add_argument("--view", choices=("pid", "rows"), default="pid")
+    parser.add_argument(
+        "--gap-ms", type=float, default=0.0, help="idle time before each request (cold caches)"
+    )
+    parser.add_argument("--profile", choices=VARIANTS)
+    return parser.parse_args()
+
+
+def set_up_environment(directory):
+    os.environ.update(
+        DJANGO_SETTINGS_MODULE="bench.bench_settings",
+        DJANGO_ENV="production",
+        DJANGO_SECRET_KEY="bench-only-secret-key-" + "a" * 40,
+        DJANGO_ALLOWED_HOSTS="testserver",
+        DJANGO_SECURE_SSL_REDIRECT="false",
+        LOG_FORMAT="json",
+        LOG_LEVEL="INFO",
+        TELEMETRY_FLUSH_SECONDS="0",
+        PROMETHEUS_MULTIPROC_DIR=str(directory / "prometheus"),
+    )
+    os.environ.setdefault("DATABASE_URL", f"sqlite:///{directory / 'bench.sqlite3'}")
+    (directory / "prometheus").mkdir()
+    sys.path.insert(0, str(BASE_DIR))
+
+
+def silence_log_handlers():
+    """The real handlers and formatters, writing to /dev/null instead of the terminal."""
+    import logging
+
+    sink = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.StreamHandler):
+            handler.setStream(sink)
+
+
+def prepare_database(view):
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0, interactive=False)
+    if view != "rows":
+        return
+    from django.contrib.auth.models import Permission
+    from django.contrib.contenttypes.models import ContentType
+
+    kind, _ = ContentType.objects.get_or_create(app_label="bench", model="row")
+    Permission.objects.bulk_create(
+        [Permission(content_type=kind, codename=f"bench_{n}", name=f"B {n}") for n in range(50)],
+        ignore_conflicts=True,
+    )
+
+
+def middleware_for(variant, project_middleware):
+    if variant == "full":
+        return list(project_middleware)
+    every_part = {entry for entries in OBSERVABILITY_PARTS.values() for entry in entries}
+    keep = set(OBSERVABILITY_PARTS.get(variant, ()))
+    return [entry for entry in project_middleware if entry not in every_part or entry in keep]
+
+
+def build_handlers():
+    from django.conf import settings
+    from django.core.handlers.wsgi import WSGIHandler
+    from django.test import override_settings
+
+    handlers = {}
+    for variant in VARIANTS:
+        with override_settings(MIDDLEWARE=middleware_for(variant, settings.MIDDLEWARE)):
+            handlers[variant] = WSGIHandler()
+    return handlers
+
+
+def environ_for(path):
+    return {
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": path,
+        "QUERY_STRING": "",
+        "SERVER_NAME": "testserver",
+        "SERVER_PORT": "80",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "HTTP_HOST": "testserver",
+        "HTTP_USER_AGENT": "bench",
+        "REMOTE_ADDR": "127.0.0.1",
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(b""),
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": True,
+        "wsgi.run_once": False,
+    }
+
+
+def start_response(status, headers, exc_info=None):
+    if not status.startswith("200"):
+        raise RuntimeError(f"unexpected status {status}")
+
+
+def call(handler, path):
+    response = handler(environ_for(path), start_response)
+    for _ in response:
+        pass
+    response.close()
+
+
+def seconds_per_call(handler, path, calls, gap=0.0):
+    if not gap:
+        started = time.perf_counter()
+        for _ in range(calls):
+            call(handler, path)
+        return (time.perf_counter() - started) / calls
+    total = 0.0
+    for _ in range(calls):
+        time.sleep(gap)  # idle between requests, as a server answering one client at a time
+        started = time.perf_counter()
+        call(handler, path)
+        total += time.perf_counter() - started
+    return total / calls
+
+
+def profile(handler, path, calls):
+    import cProfile
+    import pstats
+
+    for _ in range(200):
+        call(handler, path)
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(calls):
+        call(handler, path)
+    profiler.disable()
+    stats = pstats.Stats(profiler)
+    print(f"{calls} requests; times below are totals over all of them")
+    stats.sort_stats("cumulative").print_stats(45)
+    stats.sort_stats("tottime").print_stats(35)
+
+
+def main():
+    arguments = parse_arguments()
+    with tempfile.TemporaryDirectory(prefix="access-line-cost-") as directory:
+        set_up_environment(Path(directory))
+        import django
+
+        django.setup()
+        silence_log_handlers()
+        prepare_database(arguments.view)
+        from django.db import connections
+
+        handlers = build_handlers()
+        path = f"/bench/{arguments.view}"
+        if arguments.profile:
+            profile(handlers[arguments.profile], path, arguments.calls)
+            return
+        for handler in handlers.values():
+            seconds_per_call(handler, path, 100)  # warm-up: imports, caches, connections
+        gap = arguments.gap_ms / 1000
+        samples = {variant: [] for variant in VARIANTS}
+        order = list(VARIANTS)
+        for _ in range(arguments.rounds):
+            order = order[1:] + order[:1]
+            for variant in order:
+                samples[variant].append(
+                    seconds_per_call(handlers[variant], path, arguments.calls, gap) * 1e6
+                )
+        connections.close_all()
+        bare = statistics.median(samples["bare"])
+        print(
+            f"GET {path}: {arguments.rounds} rounds x {arguments.calls} calls per variant, "
+            f"{arguments.gap_ms:g} ms idle before each, median of the per-round means, "
+            f"load {os.getloadavg()[0]:.1f}"
+        )
+        print(f"  {'variant':<12} {'us/request':>11} {'extra us':>9}")
+        labels = {"context": "+ context", "telemetry": "+ telemetry", "prometheus": "+ prometheus"}
+        for variant in VARIANTS:
+            median = statistics.median(samples[variant])
+            print(f"  {labels.get(variant, variant):<12} {median:>11.1f} {median - bare:>9.1f}")
+
+
+if __name__ == "__main__":
+    main()
