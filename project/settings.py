@@ -74,6 +74,8 @@ INSTALLED_APPS = [
     # Prometheus metrics of requests, database and cache; /metrics is apps.observability's view.
     "django_prometheus",
     "apps.observability",
+    # Query inspector (N+1, duplicate and slow queries) on every connection; see apps/profiling.
+    "apps.profiling",
     "rest_framework",
     "django_filters",
     "drf_spectacular",
@@ -366,6 +368,10 @@ METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 # A request at least this slow is counted and recorded as slow, and logged at WARNING with its
 # heaviest queries.
 LOG_SLOW_REQUEST_MS = env.int("LOG_SLOW_REQUEST_MS", default=1000, minimum=1)
+# A query at least this slow is a "slow" finding of the query inspector (apps/profiling).
+LOG_SLOW_QUERY_MS = env.int("LOG_SLOW_QUERY_MS", default=200, minimum=1)
+# The same SQL from the same call site this many times with different parameters is an N+1.
+NPLUSONE_THRESHOLD = env.int("NPLUSONE_THRESHOLD", default=5, minimum=2)
 # How often each process writes its request statistics; 0 starts no background flusher (the
 # default in tests, which flush explicitly; workers still flush when they exit).
 TELEMETRY_FLUSH_SECONDS = env.float(
@@ -462,6 +468,55 @@ if SENTRY_DSN:
         release=SENTRY_RELEASE,
         traces_sample_rate=SENTRY_TRACES_SAMPLE_RATE,
     )
+
+# --- Profiling (django-silk) --------------------------------------------------------------------
+
+# Off means not installed at all (no app, middleware or URL): once silk has recorded a request it
+# patches query execution for the life of the process.
+SILK_ENABLED = env.bool("SILK_ENABLED", default=True)
+# Share of requests silk records. Tests record nothing unless a test opts in: silk's own queries
+# would otherwise count in every query-count assertion.
+SILK_SAMPLE_PERCENT = env.float(
+    "SILK_SAMPLE_PERCENT",
+    default=1.0 if IS_PRODUCTION else 0.0 if IS_TEST else 100.0,
+    minimum=0.0,
+    maximum=100.0,
+)
+if SILK_ENABLED:
+    from apps.profiling.silk import is_staff, should_record
+
+    INSTALLED_APPS.append("silk")
+    # Right after the Prometheus clock: silk's recording (and its queries) is measured as request
+    # time like any other work; before the query inspector and telemetry so that their queries
+    # in a recorded request are silk's too, and outside auth (its UI needs sessions and users).
+    MIDDLEWARE.insert(
+        MIDDLEWARE.index("django_prometheus.middleware.PrometheusBeforeMiddleware") + 1,
+        "silk.middleware.SilkyMiddleware",
+    )
+    # Its UI is open to anyone by default: staff sessions only.
+    SILKY_AUTHENTICATION = True
+    SILKY_AUTHORISATION = True
+    SILKY_PERMISSIONS = is_staff
+    # Sampling and the never-recorded paths (probes, metrics, stats, static, silk); silk ignores
+    # SILKY_INTERCEPT_PERCENT when this is set.
+    SILKY_INTERCEPT_FUNC = should_record
+    # Request headers are masked by exact (lower-case) name, body keys and values by substring.
+    SILKY_SENSITIVE_KEYS = {
+        *("username", "api", "key", "signature"),  # silk's defaults
+        *("authorization", "proxy-authorization", "cookie", "x-api-key", "x-csrftoken"),
+        *("api_key", "apikey", "token", "password", "passwd", "secret", "credential"),
+        *("sessionid", "session", "csrftoken", "csrfmiddlewaretoken"),
+    }
+    SILKY_HIDE_COOKIES = True
+    # Bodies larger than this are not recorded at all.
+    SILKY_MAX_REQUEST_BODY_SIZE = 16 * 1024
+    SILKY_MAX_RESPONSE_BODY_SIZE = 16 * 1024
+    # Kept by `manage.py prune_silk` (run it on a schedule); silk's own probabilistic garbage
+    # collection on the request path has deadlocked on PostgreSQL, so it is off.
+    SILKY_MAX_RECORDED_REQUESTS = 10_000
+    SILKY_MAX_RECORDED_REQUESTS_CHECK_PERCENT = 0
+    SILKY_PYTHON_PROFILER = False
+    SILKY_META = False
 
 # --- Process model -------------------------------------------------------------------------------
 

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
@@ -15,3 +16,6 @@ urlpatterns = [
     # /health-detailed (/health and /ready are answered by ProbeMiddleware).
     path("", include("apps.observability.urls")),
 ]
+if settings.SILK_ENABLED:
+    # Staff-only request profiles (SILKY_AUTHENTICATION/AUTHORISATION); absent when disabled.
+    urlpatterns.append(path("silk/", include("silk.urls", namespace="silk")))

@@ -1,0 +1,1 @@
+"""Query profiling: the query inspector (N+1, duplicate and slow queries) and its test guard."""

@@ -1,0 +1,106 @@
+"""django-silk integration: which requests are recorded, who may look, what is masked.
+
+silk is only installed when SILK_ENABLED is on (project/settings.py): once it has recorded a
+request it patches Django's query execution for the life of the process, so "off" must mean
+"not installed", never "installed but idle".
+"""
+
+import base64
+import binascii
+import json
+import random
+
+from django.conf import settings
+
+from apps.observability.redaction import redact, redact_text
+
+# Never recorded: probes and scrapes (orchestrator traffic, not user traffic), the stats JSON,
+# static files and silk's own pages.
+_UNRECORDED_PATHS = ("/health", "/ready", "/health-detailed", "/metrics", "/stats")
+_UNRECORDED_PREFIXES = ("/static/", "/silk/")
+
+
+def is_recordable_path(path):
+    return path.rstrip("/") not in _UNRECORDED_PATHS and not path.startswith(_UNRECORDED_PREFIXES)
+
+
+def should_record(request):
+    """SILKY_INTERCEPT_FUNC: SILK_SAMPLE_PERCENT of the requests outside the unrecorded paths.
+
+    silk ignores SILKY_INTERCEPT_PERCENT once an intercept function is set, so the sampling is
+    done here. The percentage is read on every call so that a test can change it.
+    """
+    if not is_recordable_path(request.path_info):
+        return False
+    percent = settings.SILK_SAMPLE_PERCENT
+    recorded = percent >= 100 or (
+        percent > 0 and random.random() * 100 < percent  # noqa: S311 - sampling, not security
+    )
+    if recorded:
+        _connect_masking()
+    return recorded
+
+
+def is_staff(user):
+    """SILKY_PERMISSIONS: active staff only."""
+    return bool(user and user.is_active and user.is_staff)
+
+
+# silk masks request headers and body fields, but stores query strings and response headers and
+# bodies (an admin page can show a new API key) as they are. Everything it writes goes through the
+# project's redaction as well.
+
+
+def _redact_json_text(text):
+    if not text:
+        return text
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return redact_text(text)
+    return json.dumps(redact(value, stringify=str))
+
+
+def _redact_base64_text(encoded):
+    # Response.raw_body: the response content in base64; binary content is left alone.
+    if not encoded:
+        return encoded
+    try:
+        text = base64.b64decode(encoded, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return encoded
+    redacted = redact_text(text)
+    if redacted is text:
+        return encoded
+    return base64.b64encode(redacted.encode("utf-8")).decode("ascii")
+
+
+def mask_recorded_request(sender, instance, **kwargs):
+    instance.encoded_headers = _redact_json_text(instance.encoded_headers)
+    instance.query_params = _redact_json_text(instance.query_params)
+    instance.body = redact_text(instance.body)
+    if isinstance(instance.raw_body, str):
+        instance.raw_body = redact_text(instance.raw_body)
+
+
+def mask_recorded_response(sender, instance, **kwargs):
+    instance.encoded_headers = _redact_json_text(instance.encoded_headers)
+    instance.body = redact_text(instance.body)
+    instance.raw_body = _redact_base64_text(instance.raw_body)
+
+
+_masking_connected = False
+
+
+def _connect_masking():
+    # Connected before the first recording rather than at start-up: silk's models can only be
+    # imported once apps are loaded, and this module is imported by the settings.
+    global _masking_connected
+    if _masking_connected:
+        return
+    from django.db.models.signals import pre_save
+    from silk.models import Request, Response
+
+    pre_save.connect(mask_recorded_request, sender=Request, dispatch_uid="silk-mask-request")
+    pre_save.connect(mask_recorded_response, sender=Response, dispatch_uid="silk-mask-response")
+    _masking_connected = True
