@@ -24,7 +24,19 @@ import requests
 from apps.observability import draining, health
 from tests.processes import GUNICORN, PROJECT_DIR, free_port, project_environment, run_manage
 
-POSTGRES_BIN = Path(os.environ.get("POSTGRES_BIN", "/usr/lib/postgresql/15/bin"))
+
+def newest_postgres_bin():
+    """Debian installs server binaries per major version: use the newest one present."""
+    installed = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+        key=lambda initdb: (
+            int(initdb.parent.parent.name) if initdb.parent.parent.name.isdigit() else 0
+        ),
+    )
+    return installed[-1].parent if installed else Path("/usr/lib/postgresql/bin")
+
+
+POSTGRES_BIN = Path(os.environ.get("POSTGRES_BIN") or newest_postgres_bin())
 REDIS_SERVER = shutil.which("redis-server")
 SERVER_START_SECONDS = 30
 SERVER_STOP_SECONDS = 15
