@@ -19,7 +19,6 @@ import platform
 import resource
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -30,8 +29,7 @@ from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import psycopg
-from psycopg import sql
+from orders_common import bench_environment, ensure_database, free_port
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
@@ -80,16 +78,8 @@ def parse_arguments():
 
 
 def server_environment(database_url, threads=None):
-    environment = dict(os.environ)
-    environment.update(
-        DJANGO_SETTINGS_MODULE="bench.bench_settings",
-        DJANGO_ENV="production",
-        DJANGO_SECRET_KEY="bench-only-secret-key-" + "b" * 40,
-        DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
-        DJANGO_SECURE_SSL_REDIRECT="false",
-        LOG_LEVEL="WARNING",
-        DATABASE_URL=database_url,
-    )
+    environment = bench_environment(database_url)
+    environment["DJANGO_SETTINGS_MODULE"] = "bench.bench_settings"
     if threads is not None:
         environment["GUNICORN_THREADS"] = str(threads)
     return environment
@@ -114,13 +104,7 @@ def run_django(tree, environment, *arguments):
 
 def prepare_database(tree, database_url, environment):
     """Create the bench database if missing, migrate it and make sure it holds enough rows."""
-    name = urlsplit(database_url).path.lstrip("/")
-    with psycopg.connect(database_url, dbname="postgres", autocommit=True) as connection:
-        exists = connection.execute(
-            "SELECT 1 FROM pg_database WHERE datname = %s", [name]
-        ).fetchone()
-        if not exists:
-            connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    ensure_database(database_url)
     run_django(tree, environment, "manage.py", "migrate", "--noinput", "--verbosity", "0")
     seed = (
         "from django.contrib.auth.models import Permission\n"
@@ -152,12 +136,6 @@ def server_settings(tree, environment):
         text=True,
     )
     return json.loads(completed.stdout)
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def get_json(port, path):

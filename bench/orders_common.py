@@ -1,5 +1,6 @@
-"""Shared by bench/orders_list.py and bench/orders_race.py: a PostgreSQL bench database with
-demo data, a gunicorn server on 127.0.0.1, and a timed HTTP load from threads."""
+"""Shared by the bench scripts (orders_list.py, orders_race.py, gunicorn_workers.py): a
+PostgreSQL bench database with demo data, a gunicorn server on 127.0.0.1, and a timed HTTP load
+from threads."""
 
 import contextlib
 import http.client
@@ -23,6 +24,7 @@ PYTHON = sys.executable
 GUNICORN = str(Path(sys.executable).parent / "gunicorn")
 START_TIMEOUT = 60
 CLIENT_TIMEOUT = 30
+DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/orders_bench_list"
 
 
 def ensure_database(url):
@@ -178,6 +180,15 @@ def demo_key(environment):
     return (
         manage(environment, "create_api_key", "demo-1", "--name", "bench").strip().splitlines()[-1]
     )
+
+
+def prepare_demo():
+    """The bench database (BENCH_DATABASE_URL or DEFAULT_DATABASE_URL, created and seeded on first
+    use), the server environment for it and a fresh API key of demo-1: (url, environment, key)."""
+    database_url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE_URL)
+    ensure_database(database_url)
+    environment = bench_environment(database_url)
+    return database_url, environment, demo_key(environment)
 
 
 def print_json(label, data):

@@ -11,18 +11,7 @@ import argparse
 import os
 import platform
 
-from orders_common import (
-    bench_environment,
-    demo_key,
-    ensure_database,
-    gunicorn,
-    load,
-    print_json,
-    request,
-    summary,
-)
-
-DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/orders_bench_list"
+from orders_common import gunicorn, load, prepare_demo, print_json, request, summary
 
 
 def main():
@@ -32,10 +21,7 @@ def main():
     parser.add_argument("--workers", type=int, default=2, help="gunicorn sync workers")
     options = parser.parse_args()
 
-    database_url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE_URL)
-    ensure_database(database_url)
-    environment = bench_environment(database_url)
-    key = demo_key(environment)
+    _, environment, key = prepare_demo()
     environment["DJANGO_SETTINGS_MODULE"] = "bench.orders_list_settings"
     views = {
         "api /api/v1/orders/?page_size=50": (
@@ -51,16 +37,13 @@ def main():
     results = {}
     with gunicorn(environment, options.workers) as port:
         for label, (path, headers) in views.items():
+
+            def get(connection, index, path=path, headers=headers):
+                return request(connection, "GET", path, headers)
+
             # Warm-up: every worker connects to the database and imports the views.
-            load(
-                port, 1.0, options.clients, lambda c, i, p=path, h=headers: request(c, "GET", p, h)
-            )
-            latencies, statuses, elapsed = load(
-                port,
-                options.duration,
-                options.clients,
-                lambda c, i, p=path, h=headers: request(c, "GET", p, h),
-            )
+            load(port, 1.0, options.clients, get)
+            latencies, statuses, elapsed = load(port, options.duration, options.clients, get)
             results[label] = summary(latencies, statuses, elapsed)
             print_json(label, results[label])
     api, plain = results.values()

@@ -17,18 +17,8 @@ import random
 import uuid
 
 import psycopg
-from orders_common import (
-    bench_environment,
-    demo_key,
-    ensure_database,
-    gunicorn,
-    load,
-    print_json,
-    request,
-    summary,
-)
+from orders_common import gunicorn, load, prepare_demo, print_json, request, summary
 
-DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/orders_bench_list"
 HOT_PRODUCTS = 3
 
 
@@ -41,10 +31,7 @@ def main():
     parser.add_argument("--threads", type=int, default=4, help="threads per worker")
     options = parser.parse_args()
 
-    database_url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE_URL)
-    ensure_database(database_url)
-    environment = bench_environment(database_url)
-    key = demo_key(environment)
+    database_url, environment, key = prepare_demo()
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
     run = uuid.uuid4().hex[:8]
 

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import requests
@@ -45,20 +46,16 @@ def production_environment(**overrides):
 
 
 def run_manage(*arguments, environment, timeout=120):
-    return subprocess.run(
-        [PYTHON, "manage.py", *arguments],
-        cwd=PROJECT_DIR,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    return _run_python_process(["manage.py", *arguments], environment, timeout)
 
 
 def run_python(code, environment, timeout=60):
+    return _run_python_process(["-c", code], environment, timeout)
+
+
+def _run_python_process(arguments, environment, timeout):
     return subprocess.run(
-        [PYTHON, "-c", code],
+        [PYTHON, *arguments],
         cwd=PROJECT_DIR,
         env=environment,
         capture_output=True,
@@ -74,11 +71,47 @@ def free_port():
         return probe.getsockname()[1]
 
 
+@dataclass
+class GunicornServer:
+    process: subprocess.Popen
+    base_url: str
+    log_path: Path
+    request_timeout: float
+
+    def get(self, path, *, host=None, timeout=None, **kwargs):
+        headers = kwargs.pop("headers", {})
+        if host is not None:
+            headers["Host"] = host
+        return requests.get(
+            f"{self.base_url}{path}",
+            headers=headers,
+            timeout=self.request_timeout if timeout is None else timeout,
+            **kwargs,
+        )
+
+    def log(self):
+        return self.log_path.read_text()
+
+
 @contextmanager
-def gunicorn_server(environment, *extra_arguments, startup_seconds=30):
-    """A gunicorn master serving the project on a free local port; yields its base URL."""
-    port = free_port()
-    log_path = PROJECT_DIR / f".gunicorn-test-{port}.log"
+def running_gunicorn(
+    environment,
+    *extra_arguments,
+    port=None,
+    log_path=None,
+    startup_seconds=30,
+    stop_seconds=30,
+    request_timeout=10,
+):
+    """A gunicorn master serving the project on 127.0.0.1, stopped (its process group) when the
+    block ends; yields a GunicornServer once /health answers 200.
+
+    `port` defaults to a free one; the output goes to `log_path`, kept, or else to a file of the
+    project directory removed at the end.
+    """
+    port = free_port() if port is None else port
+    keep_log = log_path is not None
+    log_path = Path(log_path) if keep_log else PROJECT_DIR / f".gunicorn-test-{port}.log"
     with open(log_path, "w") as log:
         process = subprocess.Popen(
             [GUNICORN, "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}", *extra_arguments],
@@ -88,23 +121,32 @@ def gunicorn_server(environment, *extra_arguments, startup_seconds=30):
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    base_url = f"http://127.0.0.1:{port}"
+    server = GunicornServer(process, f"http://127.0.0.1:{port}", log_path, request_timeout)
     try:
         deadline = time.monotonic() + startup_seconds
         while True:
             if process.poll() is not None:
-                raise RuntimeError(f"gunicorn exited early:\n{log_path.read_text()}")
+                raise RuntimeError(f"gunicorn exited early:\n{server.log()}")
             try:
-                requests.get(f"{base_url}/health", timeout=2)
-                break
-            except (requests.ConnectionError, requests.Timeout):
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"gunicorn did not start:\n{log_path.read_text()}") from None
-                time.sleep(0.1)
-        yield base_url
+                if server.get("/health", timeout=5).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"gunicorn did not start:\n{server.log()}")
+            time.sleep(0.1)
+        yield server
     finally:
-        stop_process_group(process)
-        log_path.unlink(missing_ok=True)
+        stop_process_group(process, stop_seconds)
+        if not keep_log:
+            log_path.unlink(missing_ok=True)
+
+
+@contextmanager
+def gunicorn_server(environment, *extra_arguments, startup_seconds=30):
+    """A gunicorn master serving the project on a free local port; yields its base URL."""
+    with running_gunicorn(environment, *extra_arguments, startup_seconds=startup_seconds) as server:
+        yield server.base_url
 
 
 def stop_process_group(process, grace_seconds=30):

@@ -36,16 +36,21 @@ def _bounds(start, end):
     )
 
 
-def _sales_by_day(alias, organization, start, end):
+def _sold_between(start, end, order_prefix=""):
+    """Filter arguments selecting the sales of the range; `order_prefix` reaches the order from
+    another model ("order__" from a line)."""
     since, until = _bounds(start, end)
+    return {
+        f"{order_prefix}status__in": SOLD_STATUSES,
+        f"{order_prefix}created_at__gte": since,
+        f"{order_prefix}created_at__lt": until,
+    }
+
+
+def _sales_by_day(alias, organization, start, end):
     rows = (
         Order.objects.using(alias)
-        .filter(
-            organization=organization,
-            status__in=SOLD_STATUSES,
-            created_at__gte=since,
-            created_at__lt=until,
-        )
+        .filter(organization=organization, **_sold_between(start, end))
         .annotate(day=TruncDate("created_at"))
         .values("day")
         .annotate(orders=Count("id"), revenue=Sum("total"))
@@ -68,15 +73,9 @@ def _sales_by_day(alias, organization, start, end):
 
 
 def _top_products(alias, organization, start, end, limit):
-    since, until = _bounds(start, end)
     rows = (
         OrderLine.objects.using(alias)
-        .filter(
-            organization=organization,
-            order__status__in=SOLD_STATUSES,
-            order__created_at__gte=since,
-            order__created_at__lt=until,
-        )
+        .filter(organization=organization, **_sold_between(start, end, "order__"))
         .values("product_id", "product__sku", "product__name")
         .annotate(quantity=Sum("quantity"), revenue=Sum("line_total"), orders=Count("order_id"))
         .order_by("-quantity", "product_id")[:limit]

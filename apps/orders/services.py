@@ -153,49 +153,51 @@ def create_order(organization, customer, lines, currency="EUR"):
     return order
 
 
-def _locked_order(order):
-    return Order.objects.select_for_update().get(pk=order.pk)
+def _transition(order, allowed, to, action, timestamp_field, before_save=None):
+    """Move the order, locked, from one of the `allowed` statuses to `to` and stamp the time in
+    `timestamp_field`; from any other status raise InvalidTransition(order, action), writing
+    nothing. `before_save(order)` does the transition's own work in the same transaction.
+    """
+    with transaction.atomic():
+        order = Order.objects.select_for_update().get(pk=order.pk)
+        if order.status not in allowed:
+            raise InvalidTransition(order, action)
+        if before_save is not None:
+            before_save(order)
+        order.status = to
+        setattr(order, timestamp_field, timezone.now())
+        order.save(update_fields=["status", timestamp_field, "updated_at"])
+    return order
 
 
 def pay(order):
-    with transaction.atomic():
-        order = _locked_order(order)
-        if order.status != Order.Status.PENDING:
-            raise InvalidTransition(order, "paid")
-        order.status = Order.Status.PAID
-        order.paid_at = timezone.now()
-        order.save(update_fields=["status", "paid_at", "updated_at"])
-    return order
+    return _transition(order, (Order.Status.PENDING,), Order.Status.PAID, "paid", "paid_at")
 
 
 def ship(order):
-    with transaction.atomic():
-        order = _locked_order(order)
-        if order.status != Order.Status.PAID:
-            raise InvalidTransition(order, "shipped")
-        order.status = Order.Status.SHIPPED
-        order.shipped_at = timezone.now()
-        order.save(update_fields=["status", "shipped_at", "updated_at"])
-    return order
+    return _transition(order, (Order.Status.PAID,), Order.Status.SHIPPED, "shipped", "shipped_at")
 
 
 def cancel(order):
     """Cancel a pending or paid order and put its units back in stock."""
-    with transaction.atomic():
-        order = _locked_order(order)
-        if order.status not in (Order.Status.PENDING, Order.Status.PAID):
-            raise InvalidTransition(order, "cancelled")
-        lines = list(order.lines.order_by("product_id").values_list("product_id", "quantity"))
-        # Lock the products in the same order as create_order does.
-        list(
-            Product.objects.select_for_update()
-            .filter(pk__in=[product_id for product_id, _ in lines])
-            .order_by("pk")
-            .values_list("pk", flat=True)
-        )
-        for product_id, quantity in lines:
-            Product.objects.filter(pk=product_id).update(stock=F("stock") + quantity)
-        order.status = Order.Status.CANCELLED
-        order.cancelled_at = timezone.now()
-        order.save(update_fields=["status", "cancelled_at", "updated_at"])
-    return order
+    return _transition(
+        order,
+        (Order.Status.PENDING, Order.Status.PAID),
+        Order.Status.CANCELLED,
+        "cancelled",
+        "cancelled_at",
+        before_save=_restock,
+    )
+
+
+def _restock(order):
+    lines = list(order.lines.order_by("product_id").values_list("product_id", "quantity"))
+    # Lock the products in the same order as create_order does.
+    list(
+        Product.objects.select_for_update()
+        .filter(pk__in=[product_id for product_id, _ in lines])
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    for product_id, quantity in lines:
+        Product.objects.filter(pk=product_id).update(stock=F("stock") + quantity)

@@ -8,21 +8,25 @@ finalizer (process groups are killed), so tests never touch the shared PostgreSQ
 import os
 import pwd
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from contextlib import ExitStack
 from pathlib import Path
 
 import psycopg
 import pytest
-import requests
 
 from apps.observability import draining, health
-from tests.processes import GUNICORN, PROJECT_DIR, free_port, project_environment, run_manage
+from tests.processes import (
+    free_port,
+    project_environment,
+    run_manage,
+    running_gunicorn,
+    stop_process_group,
+)
 
 
 def newest_postgres_bin():
@@ -206,14 +210,8 @@ class ThrowawayRedis:
         assert wait_until(lambda: port_accepts(self.port), SERVER_START_SECONDS), "redis down"
 
     def stop(self):
-        if self.process is None or self.process.poll() is not None:
-            return
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=SERVER_STOP_SECONDS)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        if self.process is not None:
+            stop_process_group(self.process, SERVER_STOP_SECONDS)
 
 
 @pytest.fixture
@@ -262,73 +260,29 @@ def environment_for_test_mode(**overrides):
     return project_environment(DJANGO_ENV="test", **overrides)
 
 
-@dataclass
-class RunningGunicorn:
-    process: subprocess.Popen
-    base_url: str
-    log_path: Path
-
-    def get(self, path, *, host=None, timeout=10, **kwargs):
-        headers = kwargs.pop("headers", {})
-        if host is not None:
-            headers["Host"] = host
-        return requests.get(f"{self.base_url}{path}", headers=headers, timeout=timeout, **kwargs)
-
-    def log(self):
-        return self.log_path.read_text()
-
-
 @pytest.fixture
 def start_gunicorn(tmp_path):
-    """Start gunicorn with the given environment; every server is stopped after the test."""
-    processes = []
+    """Start gunicorn with the given environment (one worker; one thread unless it sets
+    GUNICORN_THREADS); returns a GunicornServer. Every server is stopped after the test."""
+    with ExitStack() as servers:
 
-    def start(environment, *arguments):
-        port = free_port()
-        log_path = tmp_path / f"gunicorn-{port}.log"
-        environment = {**environment, "PORT": str(port), "WEB_CONCURRENCY": "1"}
-        environment.setdefault("GUNICORN_THREADS", "1")
-        with open(log_path, "w") as log:
-            process = subprocess.Popen(
-                [
-                    GUNICORN,
-                    "-c",
-                    "gunicorn.conf.py",
-                    "--bind",
-                    f"127.0.0.1:{port}",
+        def start(environment, *arguments):
+            port = free_port()
+            environment = {**environment, "PORT": str(port), "WEB_CONCURRENCY": "1"}
+            environment.setdefault("GUNICORN_THREADS", "1")
+            return servers.enter_context(
+                running_gunicorn(
+                    environment,
                     *arguments,
                     "project.wsgi:application",
-                ],
-                cwd=PROJECT_DIR,
-                env=environment,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
+                    port=port,
+                    log_path=tmp_path / f"gunicorn-{port}.log",
+                    startup_seconds=SERVER_START_SECONDS,
+                    stop_seconds=SERVER_STOP_SECONDS,
+                )
             )
-        processes.append(process)
-        server = RunningGunicorn(process, f"http://127.0.0.1:{port}", log_path)
 
-        def answers():
-            if process.poll() is not None:
-                raise AssertionError(f"gunicorn exited early:\n{server.log()}")
-            try:
-                return server.get("/health", timeout=5).status_code == 200
-            except requests.RequestException:
-                return False
-
-        assert wait_until(answers, SERVER_START_SECONDS), f"gunicorn did not start:\n{server.log()}"
-        return server
-
-    yield start
-    for process in processes:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-    for process in processes:
-        try:
-            process.wait(timeout=SERVER_STOP_SECONDS)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        yield start
 
 
 @pytest.fixture(scope="module")

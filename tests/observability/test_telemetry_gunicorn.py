@@ -12,26 +12,22 @@ import sqlite3
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-from dataclasses import dataclass
-from pathlib import Path
 
 import psycopg
 import pytest
-import requests
 from django.db import connection
 from prometheus_client.parser import text_string_to_metric_families
 from psycopg import sql
 
 from apps.observability import telemetry
+from tests.observability.conftest import wait_until
 from tests.processes import (
-    GUNICORN,
     PROJECT_DIR,
     PYTHON,
     free_port,
     project_environment,
     run_manage,
-    stop_process_group,
+    running_gunicorn,
 )
 
 METRICS_TOKEN = "gunicorn-telemetry-token-3f9a"
@@ -46,46 +42,11 @@ MIX = {
 TOTAL = sum(count for _, count in MIX.values())
 
 
-@dataclass
-class Server:
-    process: subprocess.Popen
-    base_url: str
-    log_path: Path
-
-    def get(self, path, **kwargs):
-        # Generous: on a busy machine replacement workers can take seconds to boot.
-        return requests.get(f"{self.base_url}{path}", timeout=60, **kwargs)
-
-    def log(self):
-        return self.log_path.read_text()
-
-
-@contextmanager
-def gunicorn(environment, log_path, *arguments, startup_seconds=60):
-    port = free_port()
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(
-            [GUNICORN, "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}", *arguments],
-            cwd=PROJECT_DIR,
-            env=environment,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    server = Server(process, f"http://127.0.0.1:{port}", log_path)
-    try:
-        deadline = time.monotonic() + startup_seconds
-        while True:
-            assert process.poll() is None, f"gunicorn exited early:\n{server.log()}"
-            try:
-                server.get("/health")
-                break
-            except requests.RequestException:
-                assert time.monotonic() < deadline, f"gunicorn did not start:\n{server.log()}"
-                time.sleep(0.1)
-        yield server
-    finally:
-        stop_process_group(process)
+def gunicorn(environment, log_path, *arguments):
+    # Generous timeouts: on a busy machine replacement workers can take seconds to boot.
+    return running_gunicorn(
+        environment, *arguments, log_path=log_path, startup_seconds=60, request_timeout=60
+    )
 
 
 def postgres_parameters():
@@ -182,15 +143,6 @@ def send_mix(server):
     return collections.Counter(statuses)
 
 
-def wait_for(condition, seconds, step=0.25):
-    deadline = time.monotonic() + seconds
-    while True:
-        value = condition()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(step)
-
-
 def test_stats_metrics_and_rows_equal_what_was_sent_across_recycled_workers(
     server_database, tmp_path
 ):
@@ -227,7 +179,7 @@ def test_stats_metrics_and_rows_equal_what_was_sent_across_recycled_workers(
             stats = server.get("/stats", headers=AUTHORIZATION).json()
             return stats if stats["requests"] >= TOTAL else None
 
-        stats = wait_for(stats_when_complete, 60)
+        stats = wait_until(stats_when_complete, 60, step=0.25)
         assert stats, f"/stats never reached {TOTAL}:\n{server.log()[-3000:]}"
         metrics_text = server.get("/metrics", headers=AUTHORIZATION).text
 
@@ -273,7 +225,7 @@ def test_requests_are_answered_while_the_flusher_cannot_reach_the_database(tmp_p
             text = server.get("/metrics", headers=AUTHORIZATION).text
             return metric_total(text, "orders_telemetry_flush_failures_total") >= 2
 
-        assert wait_for(failures, 30), server.log()[-3000:]
+        assert wait_until(failures, 30, step=0.25), server.log()[-3000:]
         # Still answering, and what could not be written is still buffered.
         assert server.get("/admin/login/").status_code == 200
         log = server.log()
@@ -287,6 +239,7 @@ CONCURRENT_FLUSHER = """
 import django
 django.setup()
 from apps.observability import telemetry
+from tests.observability.conftest import wait_until
 
 minute, rounds, per_round = {minute}, {rounds}, {per_round}
 error = RuntimeError("concurrent")

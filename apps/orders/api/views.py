@@ -252,20 +252,23 @@ class OrderViewSet(
         order = Order.objects.with_lines().get(pk=order.pk)
         return OrderSerializer(order, context=self.get_serializer_context()).data
 
+    def _transition(self, service):
+        return Response(self._render(service(self.get_object())))
+
     @_transition_schema("Pay a pending order")
     @action(detail=True, methods=["post"])
     def pay(self, request, pk=None):
-        return Response(self._render(services.pay(self.get_object())))
+        return self._transition(services.pay)
 
     @_transition_schema("Ship a paid order")
     @action(detail=True, methods=["post"])
     def ship(self, request, pk=None):
-        return Response(self._render(services.ship(self.get_object())))
+        return self._transition(services.ship)
 
     @_transition_schema("Cancel a pending or paid order (its units go back to stock)")
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
-        return Response(self._render(services.cancel(self.get_object())))
+        return self._transition(services.cancel)
 
 
 class ReportRangeSerializer(serializers.Serializer):
@@ -319,49 +322,53 @@ class TopProductSerializer(serializers.Serializer):
     revenue = serializers.DecimalField(max_digits=14, decimal_places=2)
 
 
-class SalesReportSerializer(serializers.Serializer):
+class ReportSerializer(serializers.Serializer):
     start = serializers.DateField()
     end = serializers.DateField()
+
+
+class SalesReportSerializer(ReportSerializer):
     results = SalesDaySerializer(many=True, help_text="One row per day of the range.")
 
 
-class TopProductsReportSerializer(serializers.Serializer):
-    start = serializers.DateField()
-    end = serializers.DateField()
+class TopProductsReportSerializer(ReportSerializer):
     results = TopProductSerializer(many=True, help_text="Best sellers first.")
 
 
-class SalesReportView(OrganizationAPIMixin, APIView):
-    @extend_schema(
-        summary="Sales per day (paid and shipped orders by day of creation)",
-        parameters=[ReportRangeSerializer],
-        responses={
-            200: SalesReportSerializer,
-            **error_responses(),
-        },
-    )
+# A report over a range of days; the query's other fields are the report's parameters. (A
+# comment, not a docstring: drf-spectacular would publish a docstring as the description.)
+class ReportView(OrganizationAPIMixin, APIView):
+    report_name = None
+    query_serializer_class = ReportRangeSerializer
+
     def get(self, request):
-        query = ReportRangeSerializer(data=request.query_params)
+        query = self.query_serializer_class(data=request.query_params)
         query.is_valid(raise_exception=True)
-        start, end = query.validated_data["start"], query.validated_data["end"]
-        results = reports.run_report("sales", self.organization, start, end)
+        parameters = dict(query.validated_data)
+        start, end = parameters.pop("start"), parameters.pop("end")
+        results = reports.run_report(self.report_name, self.organization, start, end, **parameters)
         return Response({"start": start, "end": end, "results": results})
 
 
-class TopProductsReportView(OrganizationAPIMixin, APIView):
-    @extend_schema(
-        summary="Best-selling products by units (paid and shipped orders)",
-        parameters=[TopProductsQuerySerializer],
-        responses={
-            200: TopProductsReportSerializer,
-            **error_responses(),
-        },
-    )
-    def get(self, request):
-        query = TopProductsQuerySerializer(data=request.query_params)
-        query.is_valid(raise_exception=True)
-        data = query.validated_data
-        results = reports.run_report(
-            "top_products", self.organization, data["start"], data["end"], limit=data["limit"]
-        )
-        return Response({"start": data["start"], "end": data["end"], "results": results})
+def _report_schema(summary, report_serializer):
+    def document(view):
+        return extend_schema(
+            summary=summary,
+            parameters=[view.query_serializer_class],
+            responses={200: report_serializer, **error_responses()},
+        )(view)
+
+    return document
+
+
+@_report_schema("Sales per day (paid and shipped orders by day of creation)", SalesReportSerializer)
+class SalesReportView(ReportView):
+    report_name = "sales"
+
+
+@_report_schema(
+    "Best-selling products by units (paid and shipped orders)", TopProductsReportSerializer
+)
+class TopProductsReportView(ReportView):
+    report_name = "top_products"
+    query_serializer_class = TopProductsQuerySerializer
