@@ -2,8 +2,9 @@
 
 It starts on the first counted request of a process (`ensure_started`, a pid comparison on the
 request path), so it runs in every gunicorn worker with or without --preload and after any
-fork. Every TELEMETRY_FLUSH_SECONDS it writes the buffer, logs the summary of finished minutes,
-refreshes the pool gauges and, at most once an hour, prunes old telemetry. `flush_at_exit` does
+fork. Every TELEMETRY_FLUSH_SECONDS it writes the buffer and the query inspector's findings
+(apps/profiling/findings.py), logs the summary of finished minutes, refreshes the pool gauges
+and, at most once an hour, prunes old telemetry and findings. `flush_at_exit` does
 the last write when the worker exits (gunicorn's worker_exit hook; atexit as a backup).
 
 The thread closes its database connections after every cycle: with the psycopg pool a
@@ -23,6 +24,7 @@ from django.db import connections
 
 from apps.observability import metrics, telemetry
 from apps.observability.logging import get_logger
+from apps.profiling import findings as query_findings
 
 logger = get_logger(__name__)
 
@@ -64,6 +66,7 @@ def flush_cycle(final=False):
     """Write the buffer and do the periodic chores; never raises."""
     try:
         telemetry.flush_telemetry()
+        query_findings.flush_findings()
         now_minute = telemetry.minute_start(time.time())
         telemetry.log_minute_summaries(None if final else now_minute)
         metrics.update_pool_gauges()
@@ -94,6 +97,7 @@ def prune_if_due():
     if not cache.add(PRUNE_LOCK_KEY, os.getpid(), timeout=PRUNE_INTERVAL_SECONDS):
         return
     deleted = telemetry.prune_telemetry(settings.TELEMETRY_RETENTION_DAYS)
+    deleted.update(query_findings.prune_findings(settings.TELEMETRY_RETENTION_DAYS))
     if any(deleted.values()):
         logger.info("telemetry_pruned", **deleted)
 

@@ -1,4 +1,4 @@
-from django.apps import AppConfig
+from django.apps import AppConfig, apps
 
 
 class ProfilingConfig(AppConfig):
@@ -6,6 +6,12 @@ class ProfilingConfig(AppConfig):
     verbose_name = "Profiling"
 
     def ready(self):
+        from apps.profiling.callsite import pass_through
         from apps.profiling.inspector import install_inspector
 
         install_inspector()
+        if apps.is_installed("silk"):
+            from apps.profiling.silk import request_wrappers
+
+            for function in request_wrappers():
+                pass_through(function)

@@ -22,9 +22,10 @@ PROJECT_FRAMES_IN_KEY = 3
 FRAMES_AFTER_FIRST_PROJECT_FRAME = 8
 
 PROJECT, LIBRARY, DJANGO_DB, DRF, SKIP_UNIT, INFRASTRUCTURE = range(6)
-# Project code that runs around every query or request (execute wrappers, middleware) but is never
-# where an N+1 is fixed: passed over when looking for the call site.
-INFRASTRUCTURE_DIRS = ("apps/observability/",)
+# Project code that runs around every query or request (execute wrappers, middleware, the
+# manage.py entry point) but is never where an N+1 is fixed: passed over when looking for the call
+# site.
+INFRASTRUCTURE_DIRS = ("apps/observability/", "manage.py")
 
 # Queries issued inside these are batches or chunks of one call, never a repeated pattern.
 _BATCH_CODES = frozenset(
@@ -32,6 +33,11 @@ _BATCH_CODES = frozenset(
 )
 _TEMPLATE_NODE_CODE = Node.render_annotated.__code__
 _PROFILING_DIR = str(Path(__file__).resolve().parent) + os.sep
+# Code of frames that wrap every request or every ORM query without being where a query comes
+# from (silk's middleware and its patched SQLCompiler.execute_sql, the inspector's middleware):
+# passed over like the connection's execute wrappers. Any other silk or profiling frame still
+# marks a query as theirs.
+_pass_through_codes = set()
 
 
 class CallSite:
@@ -127,6 +133,17 @@ def _template_line(frame):
     return f"{name}:{token.lineno}"
 
 
+def pass_through(function):
+    """Let the call-site walk pass over frames running `function` (returned unchanged).
+
+    For code in apps/profiling or silk that sits around other code's queries: without it a query
+    whose call site is library code (an admin page, a DRF serializer field) would be ignored as
+    the inspector's or silk's own.
+    """
+    _pass_through_codes.add(function.__code__)
+    return function
+
+
 def wrapper_codes(execute_wrappers):
     """Code objects of a connection's execute wrappers (functions or callable objects)."""
     codes = set()
@@ -141,7 +158,8 @@ def wrapper_codes(execute_wrappers):
 def find_callsite(frame, skipped_codes=frozenset()):
     """The CallSite of a query whose innermost caller frame is `frame`, or None to ignore it.
 
-    Frames running `skipped_codes` (the connection's other execute wrappers) are passed over.
+    Frames running `skipped_codes` (the connection's other execute wrappers) or registered with
+    `pass_through` are passed over.
     None: the query belongs to a bulk_create batch, an iterator() chunk, the inspector or silk.
     """
     project = []
@@ -153,7 +171,7 @@ def find_callsite(frame, skipped_codes=frozenset()):
         code = frame.f_code
         if code in _BATCH_CODES:
             return None
-        if code in skipped_codes:
+        if code in skipped_codes or code in _pass_through_codes:
             frame = frame.f_back
             continue
         category, display = classify(code.co_filename)

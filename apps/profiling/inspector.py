@@ -1,6 +1,6 @@
 """The query inspector: one execute wrapper per connection, aggregating queries per unit of work.
 
-A unit of work (a test block, later a sampled request or a command) is held in a context
+A unit of work (a test block, a sampled request, an inspected command) is held in a context
 variable, so each thread and asyncio task has its own and two never mix counts. Outside a unit
 the wrapper costs one context variable lookup and keeps no state. Inside one, each execution is
 timed and aggregated by (SQL fingerprint, call site); parameter values are only hashed, never

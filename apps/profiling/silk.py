@@ -41,6 +41,24 @@ def should_record(request):
     return recorded
 
 
+def request_wrappers():
+    """silk's code around other code's queries: its middleware's __call__ (every request, recorded
+    or not) and the SQLCompiler.execute_sql it patches in once it has recorded a request."""
+    from silk.middleware import SilkyMiddleware
+    from silk.sql import execute_sql
+
+    return SilkyMiddleware.__call__, execute_sql
+
+
+def recorded_request_id():
+    """silk's id of the request being recorded in this thread ("" when silk does not record it):
+    its page is /silk/request/<id>/."""
+    from silk.collector import DataCollector
+
+    recorded = DataCollector().request
+    return str(recorded.pk) if recorded is not None else ""
+
+
 def is_staff(user):
     """SILKY_PERMISSIONS: active staff only."""
     return bool(user and user.is_active and user.is_staff)

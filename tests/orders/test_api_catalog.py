@@ -9,7 +9,7 @@ from apps.orders.models import Customer, Product
 from tests.orders.conftest import queries_for
 from tests.orders.factories import make_customer, make_product
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.no_nplusone]
 
 
 def test_product_fields_are_exactly_the_documented_ones(api, product):

@@ -8,7 +8,7 @@ from django.test import RequestFactory, override_settings
 
 from apps.orders.api.errors import bad_request, exception_handler
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.no_nplusone]
 
 
 def assert_error_shape(response, status_code, code=None):

@@ -6,7 +6,7 @@ from apps.orders import services
 from apps.orders.models import Customer, Order, Product
 from tests.orders.factories import make_customer, make_product
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.no_nplusone]
 
 
 @pytest.fixture

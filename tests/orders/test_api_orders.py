@@ -11,7 +11,7 @@ from apps.orders.models import Order, Product
 from tests.orders.conftest import queries_for
 from tests.orders.factories import make_customer, make_product
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.no_nplusone]
 
 
 def order_body(customer, *lines):

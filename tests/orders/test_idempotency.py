@@ -2,7 +2,7 @@ import pytest
 
 from apps.orders.models import IdempotencyRecord, Order, Product
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.no_nplusone]
 
 
 @pytest.fixture

@@ -209,12 +209,15 @@ def test_the_no_nplusone_marker_lets_a_constant_query_count_pass(db):
     list(Customer.objects.select_related("organization"))
 
 
+def item_with(**markers):
+    """What the plugin's hook reads of a pytest item: its closest marker of a name."""
+    return SimpleNamespace(nodeid="tests/example.py::test_example", get_closest_marker=markers.get)
+
+
 def test_the_no_nplusone_marker_fails_a_test_that_runs_an_n_plus_one(db):
     for _ in range(4):
         make_customer(make_organization())
-    item = SimpleNamespace(
-        get_closest_marker=lambda name: pytest.mark.no_nplusone(threshold=3).mark
-    )
+    item = item_with(no_nplusone=pytest.mark.no_nplusone(threshold=3).mark)
     hook = pytest_plugin.pytest_runtest_call(item)
     next(hook)
     for customer in Customer.objects.all():
@@ -222,6 +225,32 @@ def test_the_no_nplusone_marker_fails_a_test_that_runs_an_n_plus_one(db):
 
     with pytest.raises(AssertionError, match=f"n_plus_one: 4 x at {THIS_FILE}:"):
         hook.send(None)
+
+
+def test_allow_nplusone_exempts_a_test_from_its_modules_marker(db):
+    for _ in range(4):
+        make_customer(make_organization())
+    item = item_with(
+        no_nplusone=pytest.mark.no_nplusone(threshold=3).mark,
+        allow_nplusone=pytest.mark.allow_nplusone(reason="loops on purpose").mark,
+    )
+    hook = pytest_plugin.pytest_runtest_call(item)
+    next(hook)
+    for customer in Customer.objects.all():
+        customer.organization.name  # noqa: B018
+
+    with pytest.raises(StopIteration):
+        hook.send(None)
+
+
+def test_allow_nplusone_without_a_reason_is_a_usage_error():
+    item = item_with(
+        no_nplusone=pytest.mark.no_nplusone.mark,
+        allow_nplusone=pytest.mark.allow_nplusone.mark,
+    )
+
+    with pytest.raises(pytest.UsageError, match="allow_nplusone needs a reason"):
+        next(pytest_plugin.pytest_runtest_call(item))
 
 
 def test_a_failing_inspector_never_breaks_the_query(db, monkeypatch, caplog):

@@ -9,7 +9,7 @@ from rest_framework.test import APIClient
 from apps.tenants.models import OrganizationAPIKey
 from tests.orders.factories import make_api_key
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.no_nplusone]
 
 URL = "/api/v1/customers/"
 

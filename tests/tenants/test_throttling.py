@@ -4,7 +4,7 @@ from rest_framework.test import APIClient
 
 from tests.orders.factories import make_api_key
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.no_nplusone]
 
 
 def client_for(organization):
