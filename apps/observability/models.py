@@ -1,7 +1,8 @@
 """Request statistics written by the telemetry flusher (apps/observability/telemetry.py).
 
-Rows are only ever added to by the flusher's atomic upserts and deleted by `prune_telemetry`;
-the admin shows them read-only.
+Rows are only ever added to by the flusher's atomic upserts (RequestQuarterHour also filled once
+from stored minutes by migration 0003) and deleted by `prune_telemetry`; the admin shows the
+minutes read-only.
 """
 
 from django.db import models
@@ -11,10 +12,15 @@ from django.db.models.functions import Cast, Greatest
 from apps.observability.telemetry import BUCKET_FIELDS, LATENCY_BUCKET_BOUNDS_MS
 
 
-class RequestMinute(models.Model):
-    """Requests of one route and method in one minute, summed over every process."""
+class RequestStatistics(models.Model):
+    """Requests of one route and method in one period, summed over every process.
 
-    minute = models.DateTimeField(help_text="Start of the minute (UTC).")
+    The columns shared by the per-minute rows and their 15-minute rollup; `PERIOD_FIELD` names
+    the concrete model's period-start column.
+    """
+
+    PERIOD_FIELD = None
+
     route = models.CharField(max_length=255, help_text="URL pattern, never the raw path.")
     method = models.CharField(max_length=10)
     requests = models.BigIntegerField(default=0)
@@ -29,6 +35,21 @@ class RequestMinute(models.Model):
     db_time_ms = models.FloatField(default=0, help_text="Time in database queries, summed.")
 
     class Meta:
+        abstract = True
+
+    @property
+    def bucket_counts(self):
+        return [getattr(self, name) for name in BUCKET_FIELDS]
+
+
+class RequestMinute(RequestStatistics):
+    """Requests of one route and method in one minute, summed over every process."""
+
+    PERIOD_FIELD = "minute"
+
+    minute = models.DateTimeField(help_text="Start of the minute (UTC).")
+
+    class Meta:
         constraints = [
             models.UniqueConstraint(
                 fields=["minute", "route", "method"], name="request_minute_unique_key"
@@ -40,20 +61,44 @@ class RequestMinute(models.Model):
     def __str__(self):
         return f"{self.method} {self.route} at {self.minute:%Y-%m-%d %H:%M}"
 
-    @property
-    def bucket_counts(self):
-        return [getattr(self, name) for name in BUCKET_FIELDS]
+
+class RequestQuarterHour(RequestStatistics):
+    """The same sums per 15 minutes: the rollup the ops dashboards read for long windows.
+
+    The flusher adds each buffered row to its minute and to its quarter hour in one transaction,
+    so the two tables agree; migration 0003 filled it from the minutes stored before it existed.
+    """
+
+    PERIOD_FIELD = "quarter_hour"
+
+    quarter_hour = models.DateTimeField(help_text="Start of the 15 minutes (UTC).")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["quarter_hour", "route", "method"],
+                name="request_quarter_hour_unique_key",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["route", "quarter_hour"], name="request_quarter_hour_route")
+        ]
+        ordering = ["-quarter_hour", "route", "method"]
+
+    def __str__(self):
+        return f"{self.method} {self.route} at {self.quarter_hour:%Y-%m-%d %H:%M} (15 min)"
 
 
 # The latency histogram: one integer column per bucket, so that upserts can add to each one.
-for _name, _upper in zip(BUCKET_FIELDS, (*LATENCY_BUCKET_BOUNDS_MS, None), strict=True):
-    RequestMinute.add_to_class(
-        _name,
-        models.BigIntegerField(
-            f"≤ {_upper} ms" if _upper is not None else f"> {LATENCY_BUCKET_BOUNDS_MS[-1]} ms",
-            default=0,
-        ),
-    )
+for _model in (RequestMinute, RequestQuarterHour):
+    for _name, _upper in zip(BUCKET_FIELDS, (*LATENCY_BUCKET_BOUNDS_MS, None), strict=True):
+        _model.add_to_class(
+            _name,
+            models.BigIntegerField(
+                f"≤ {_upper} ms" if _upper is not None else f"> {LATENCY_BUCKET_BOUNDS_MS[-1]} ms",
+                default=0,
+            ),
+        )
 
 
 def rate(numerator, denominator):

@@ -49,7 +49,8 @@ def parse_minutes(value):
     return minutes
 
 
-def _aggregates():
+def aggregates():
+    """Sums (and the maximum) of every RequestMinute counter, for .annotate() or .aggregate()."""
     return {
         **{name: Sum(name) for name in SUMMED_FIELDS},
         "duration_max_ms": Max("duration_max_ms"),
@@ -60,7 +61,7 @@ def _ratio(numerator, denominator, digits=4):
     return round(numerator / denominator, digits) if denominator else 0.0
 
 
-def _summary(values):
+def summarize(values):
     """Counts, rates and latency of one group of summed rows."""
     requests = values["requests"] or 0
     buckets = [values[name] or 0 for name in telemetry.BUCKET_FIELDS]
@@ -91,7 +92,8 @@ def _summary(values):
     }
 
 
-def _sum_groups(groups):
+def sum_groups(groups):
+    """One group adding up several groups of aggregates() (the maximum of their maxima)."""
     totals = {name: sum(group[name] or 0 for group in groups) for name in SUMMED_FIELDS}
     maxima = [group["duration_max_ms"] for group in groups if group["duration_max_ms"] is not None]
     totals["duration_max_ms"] = max(maxima) if maxima else None
@@ -105,12 +107,12 @@ def request_statistics(minutes, now=None):
     since = until - dt.timedelta(minutes=minutes)
     window = RequestMinute.objects.filter(minute__gte=since, minute__lt=until)
     groups = list(
-        window.order_by().values("route", "method").annotate(**_aggregates()).order_by("route")
+        window.order_by().values("route", "method").annotate(**aggregates()).order_by("route")
     )
-    by_minute = window.order_by().values("minute").annotate(**_aggregates()).order_by("minute")
+    by_minute = window.order_by().values("minute").annotate(**aggregates()).order_by("minute")
     routes = []
     for group in groups:
-        summary = _summary(group)
+        summary = summarize(group)
         routes.append(
             {
                 "route": group["route"],
@@ -126,7 +128,7 @@ def request_statistics(minutes, now=None):
     routes.sort(key=lambda route: (-route["requests"], route["route"], route["method"]))
     per_minute = []
     for group in by_minute:
-        summary = _summary(group)
+        summary = summarize(group)
         per_minute.append(
             {
                 "minute": group["minute"].isoformat(),
@@ -140,7 +142,7 @@ def request_statistics(minutes, now=None):
         )
     return {
         "window": {"minutes": minutes, "from": since.isoformat(), "until": until.isoformat()},
-        **_summary(_sum_groups(groups)),
+        **summarize(sum_groups(groups)),
         "routes": routes,
         "per_minute": per_minute,
     }

@@ -5,8 +5,10 @@ row keyed by (minute, route, method) under a lock: a few additions in memory, no
 (apps/observability/flusher.py) calls `flush_telemetry` every TELEMETRY_FLUSH_SECONDS and when
 the worker exits; it writes every buffered row with one atomic upsert (INSERT ... ON CONFLICT DO
 UPDATE SET column = column + excluded.column, on PostgreSQL and SQLite), so processes adding into
-the same minute row never lose an update. When the write fails the buffer is kept (bounded: the
-oldest minutes are dropped and counted) and written by the next flush.
+the same minute row never lose an update. The same transaction adds the rows, summed per 15
+minutes, to the RequestQuarterHour rollup that the ops dashboards read for long windows, so the two
+tables always agree. When the write fails the buffer is kept (bounded: the oldest minutes are
+dropped and counted) and written by the next flush.
 
 Latencies go into a fixed histogram (LATENCY_BUCKET_BOUNDS_MS, about 25 % apart), which keeps
 percentiles summable across processes and exact to within one bucket.
@@ -62,6 +64,7 @@ FIRST_BUCKET = len(COUNTER_FIELDS)
 ROW_WIDTH = FIRST_BUCKET + BUCKET_COUNT
 
 ONE_MINUTE = dt.timedelta(minutes=1)
+QUARTER_HOUR_SECONDS = 15 * 60
 UNMATCHED_ROUTE = "<unmatched>"
 ROUTE_LENGTH = 255  # the route columns' width: a longer value would fail every flush
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"})
@@ -114,6 +117,10 @@ def percentile_from_buckets(counts, fraction, maximum=None):
 
 def minute_start(timestamp):
     return int(timestamp // 60) * 60
+
+
+def quarter_hour_start(timestamp):
+    return int(timestamp // QUARTER_HOUR_SECONDS) * QUARTER_HOUR_SECONDS
 
 
 def as_datetime(minute):
@@ -243,12 +250,8 @@ class Aggregator:
                 row = rows.get(key)
                 if row is None:
                     rows[key] = values
-                    continue
-                for slot, value in enumerate(values):
-                    if slot == DURATION_MAX:
-                        row[slot] = max(row[slot], value)
-                    else:
-                        row[slot] += value
+                else:
+                    add_row(row, values)
             for key, samples in batch.slow_requests.items():
                 kept = self._batch.slow_requests.setdefault(key, [])
                 kept[:0] = samples[: max(SLOW_REQUESTS_PER_ROUTE_MINUTE - len(kept), 0)]
@@ -288,6 +291,28 @@ class Aggregator:
     def pending_requests(self):
         with self._lock:
             return sum(row[REQUESTS] for row in self._batch.rows.values())
+
+
+def add_row(row, values):
+    """Add one buffered row's values into another (the maximum of their maxima)."""
+    for slot, value in enumerate(values):
+        if slot == DURATION_MAX:
+            row[slot] = max(row[slot], value)
+        else:
+            row[slot] += value
+
+
+def roll_up(rows, period_start):
+    """Buffered rows keyed by (minute, route, method) summed per (period_start(minute), ...)."""
+    rolled = {}
+    for (minute, route, method), values in rows.items():
+        key = (period_start(minute), route, method)
+        row = rolled.get(key)
+        if row is None:
+            rolled[key] = list(values)
+        else:
+            add_row(row, values)
+    return rolled
 
 
 def _merge_error(known, occurrence):
@@ -425,15 +450,31 @@ def flush_telemetry():
 
 
 def write_batch(batch):
-    """One transaction: the minute rows, the slow requests and the error groups, or nothing."""
-    from apps.observability.models import ErrorGroup, RequestMinute, SlowRequest
+    """One transaction: the minute rows and their quarter-hour rollup, the slow requests and the
+    error groups, or nothing."""
+    from apps.observability.models import (
+        ErrorGroup,
+        RequestMinute,
+        RequestQuarterHour,
+        SlowRequest,
+    )
 
     alias = router.db_for_write(RequestMinute)
     connection = connections[alias]
     with transaction.atomic(using=alias):
         with connection.cursor() as cursor:
             if batch.rows:
-                _upsert_request_minutes(connection, cursor, RequestMinute, batch.rows)
+                for model, period_start in (
+                    (RequestMinute, minute_start),
+                    (RequestQuarterHour, quarter_hour_start),
+                ):
+                    _upsert_request_statistics(
+                        connection,
+                        cursor,
+                        model,
+                        model.PERIOD_FIELD,
+                        roll_up(batch.rows, period_start),
+                    )
             if batch.errors:
                 _upsert_error_groups(connection, cursor, ErrorGroup, batch.errors)
         if batch.slow_requests:
@@ -462,25 +503,30 @@ def _upsert_sql(connection, table, columns, conflict_columns, assignments):
     )
 
 
-def _upsert_request_minutes(connection, cursor, model, rows):
+def _upsert_request_statistics(connection, cursor, model, period, rows, replace=False):
+    """Add `rows`, keyed by (period start in epoch seconds, route, method), into the rows of a
+    RequestStatistics model (RequestMinute or RequestQuarterHour, whose period-start column is
+    `period`); `replace` overwrites them instead (the backfill, which computes whole periods)."""
     quote = connection.ops.quote_name
     table = quote(model._meta.db_table)
     value_columns = (*COUNTER_FIELDS, *BUCKET_FIELDS)
-    columns = ("minute", "route", "method", *value_columns)
+    columns = (period, "route", "method", *value_columns)
     assignments = []
     for column in value_columns:
         name = quote(column)
-        if column == "duration_max_ms":
+        if replace:
+            expression = f"excluded.{name}"
+        elif column == "duration_max_ms":
             expression = f"{_greatest(connection)}({table}.{name}, excluded.{name})"
         else:
             expression = f"{table}.{name} + excluded.{name}"
         assignments.append(f"{name} = {expression}")
-    sql = _upsert_sql(connection, table, columns, ("minute", "route", "method"), assignments)
+    sql = _upsert_sql(connection, table, columns, (period, "route", "method"), assignments)
     adapt = connection.ops.adapt_datetimefield_value
     # A fixed order: concurrent flushes lock rows in the same order and cannot deadlock.
     parameters = [
-        (adapt(as_datetime(minute)), route, method, *values)
-        for (minute, route, method), values in sorted(rows.items())
+        (adapt(as_datetime(start)), route, method, *values)
+        for (start, route, method), values in sorted(rows.items())
     ]
     cursor.executemany(sql, parameters)
 
@@ -575,6 +621,64 @@ def _insert_slow_requests(alias, model, slow_requests):
     model.objects.using(alias).bulk_create(objects)
 
 
+# --- Filling the rollup from stored minutes ----------------------------------------------------
+
+BACKFILL_BATCH = dt.timedelta(hours=6)
+
+
+def backfill_quarter_hours(minute_model=None, quarter_hour_model=None, using=None):
+    """Compute the RequestQuarterHour rows from the stored RequestMinute rows.
+
+    For the minutes stored before the rollup existed (migration 0003, and bench/ops_overview.py);
+    the models are parameters so that a migration can pass its historical ones. One SQL
+    aggregation per BACKFILL_BATCH of minutes, aligned to quarter hours, each written in its own
+    transaction; a quarter hour's row is replaced by the sum of its minutes, so running it again
+    changes nothing. Run it while no flusher writes the rollup (a deployment migrates before the
+    new code starts): a flush landing between a batch's read and write would not be counted in
+    that batch's quarter hours. Returns the number of quarter-hour rows written.
+    """
+    from django.db.models import Max, Min
+
+    from apps.observability.ops_queries import BucketStart
+    from apps.observability.stats import aggregates
+
+    if minute_model is None or quarter_hour_model is None:
+        from apps.observability.models import RequestMinute, RequestQuarterHour
+
+        minute_model, quarter_hour_model = RequestMinute, RequestQuarterHour
+    using = using or router.db_for_write(quarter_hour_model)
+    connection = connections[using]
+    minutes = minute_model.objects.using(using)
+    bounds = minutes.aggregate(first=Min("minute"), last=Max("minute"))
+    if bounds["first"] is None:
+        return 0
+    step = int(BACKFILL_BATCH.total_seconds())
+    start = quarter_hour_start(bounds["first"].timestamp())
+    end = bounds["last"].timestamp()
+    written = 0
+    while start <= end:
+        groups = (
+            minutes.filter(minute__gte=as_datetime(start), minute__lt=as_datetime(start + step))
+            .order_by()
+            .values("route", "method", period=BucketStart("minute", QUARTER_HOUR_SECONDS))
+            .annotate(**aggregates())
+        )
+        rows = {
+            (group["period"], group["route"], group["method"]): [
+                group[name] or 0 for name in (*COUNTER_FIELDS, *BUCKET_FIELDS)
+            ]
+            for group in groups
+        }
+        if rows:
+            with transaction.atomic(using=using), connection.cursor() as cursor:
+                _upsert_request_statistics(
+                    connection, cursor, quarter_hour_model, "quarter_hour", rows, replace=True
+                )
+            written += len(rows)
+        start += step
+    return written
+
+
 # --- Minute summary ----------------------------------------------------------------------------
 
 
@@ -601,18 +705,25 @@ PRUNE_BATCH_SIZE = 1000
 
 
 def prune_telemetry(retention_days, batch_size=PRUNE_BATCH_SIZE, now=None):
-    """Delete statistics, slow requests and error groups older than `retention_days`.
+    """Delete statistics (minutes and quarter hours), slow requests and error groups older than
+    `retention_days`.
 
     In batches of `batch_size` rows, each its own short transaction, so that pruning a large
     backlog never holds locks the flusher waits for. Returns the number deleted per model.
     """
-    from apps.observability.models import ErrorGroup, RequestMinute, SlowRequest
+    from apps.observability.models import (
+        ErrorGroup,
+        RequestMinute,
+        RequestQuarterHour,
+        SlowRequest,
+    )
 
     now = dt.datetime.now(tz=dt.UTC) if now is None else now
     cutoff = now - dt.timedelta(days=retention_days)
     deleted = {}
     for model, timestamp in (
         (RequestMinute, "minute"),
+        (RequestQuarterHour, "quarter_hour"),
         (SlowRequest, "started_at"),
         (ErrorGroup, "last_seen"),
     ):

@@ -14,7 +14,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 from apps.observability import flusher, telemetry
-from apps.observability.models import ErrorGroup, RequestMinute, SlowRequest
+from apps.observability.models import ErrorGroup, RequestMinute, RequestQuarterHour, SlowRequest
 
 
 @pytest.fixture(autouse=True)
@@ -146,12 +146,20 @@ def test_one_summary_line_per_finished_minute(monkeypatch):
 # --- Retention ------------------------------------------------------------------------------------
 
 
+def recent_cutoff():
+    return timezone.now() - dt.timedelta(days=1)
+
+
 def add_old_and_new_rows(days_old):
     old = timezone.now() - dt.timedelta(days=days_old)
     new = timezone.now() - dt.timedelta(minutes=5)
     for number, moment in enumerate([old, old, old, new]):
         minute = moment.replace(second=0, microsecond=0) - dt.timedelta(minutes=number)
         RequestMinute.objects.create(minute=minute, route="/r/", method="GET", requests=1)
+        quarter_hour = minute.replace(minute=minute.minute - minute.minute % 15)
+        RequestQuarterHour.objects.get_or_create(
+            quarter_hour=quarter_hour, route="/r/", method="GET", defaults={"requests": 1}
+        )
         SlowRequest.objects.create(
             started_at=moment, method="GET", route="/r/", path="/r/", status=200, duration_ms=2000
         )
@@ -176,9 +184,12 @@ def test_prune_telemetry_deletes_what_is_older_than_the_retention_in_batches():
     call_command("prune_telemetry", "--batch-size", "2", stdout=output)
 
     assert RequestMinute.objects.count() == 1
+    assert RequestQuarterHour.objects.filter(quarter_hour__gte=recent_cutoff()).count() == 1
+    assert not RequestQuarterHour.objects.filter(quarter_hour__lt=recent_cutoff()).exists()
     assert SlowRequest.objects.count() == 1
     assert ErrorGroup.objects.count() == 1
-    assert "3 requestminute, 3 slowrequest, 3 errorgroup" in output.getvalue()
+    assert "3 requestminute, " in output.getvalue()
+    assert "requestquarterhour, 3 slowrequest, 3 errorgroup" in output.getvalue()
 
 
 @pytest.mark.django_db

@@ -2,12 +2,16 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from apps.observability.telemetry import PRUNE_BATCH_SIZE, prune_telemetry
+from apps.profiling.findings import prune_findings
 
 
 class Command(BaseCommand):
     help = (
-        "Delete per-minute request statistics, slow requests and error groups older than "
-        "TELEMETRY_RETENTION_DAYS, in batches. Run it from cron or a Kubernetes CronJob."
+        "Delete request statistics (per minute and their 15-minute rollup), slow requests, error "
+        "groups and query findings (by last seen) older than TELEMETRY_RETENTION_DAYS, in "
+        "batches. The flusher of the web processes does the same at most once an hour; run this "
+        "from cron or a Kubernetes CronJob to prune a backlog or a deployment that serves little "
+        "traffic."
     )
 
     def add_arguments(self, parser):
@@ -26,5 +30,6 @@ class Command(BaseCommand):
         if batch_size < 1:
             raise CommandError("--batch-size: must be at least 1")
         deleted = prune_telemetry(days, batch_size=batch_size)
+        deleted.update(prune_findings(days, batch_size=batch_size))
         summary = ", ".join(f"{count} {name}" for name, count in deleted.items())
         self.stdout.write(f"Deleted telemetry older than {days} days: {summary}.")

@@ -1,0 +1,569 @@
+"""Ops dashboards inside the admin (/admin/ops/): overview, routes, one route, database.
+
+Staff only, through the admin's own `admin_view` (anonymous visitors go to the admin login) with
+the admin's look and navigation (`each_context`); a signed-in user who is not staff is refused
+with 403. Every page runs a fixed number of aggregating queries (ops_queries, database_report),
+whatever the number of routes or rows. Charts are SVG rendered here (charts.py): no CDN, no
+script.
+
+Before reading, a page writes this process's telemetry buffer (what every flusher does every
+TELEMETRY_FLUSH_SECONDS), so the requests this worker has just served are on it; other
+processes' requests appear once their flusher has run.
+"""
+
+import functools
+from urllib.parse import urlencode
+
+import prometheus_client
+from django.conf import settings
+from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.template.response import TemplateResponse
+from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
+from django_redis import get_redis_connection
+from prometheus_client import multiprocess
+from redis.exceptions import RedisError
+
+from apps.observability import charts, database_report, health, metrics, ops_queries, telemetry
+from apps.observability.ops_queries import BadParameter
+
+REFRESH_CHOICES = (0, 30, 60, 300)
+TIME_FORMATS = {
+    "15m": "%H:%M",
+    "1h": "%H:%M",
+    "6h": "%H:%M",
+    "24h": "%a %H:%M",
+    "7d": "%a %d %H:%M",
+}
+CACHE_COUNTERS = {
+    "django_cache_get": "gets",
+    "django_cache_get_hits": "hits",
+    "django_cache_get_misses": "misses",
+    "django_cache_get_fail": "failures",
+}
+
+
+def staff_page(view):
+    """admin_view (login redirect for anonymous visitors, never_cache, CSRF) plus 403 for
+    signed-in users who are not active staff, rather than the login form again."""
+    protected = admin.site.admin_view(view)
+
+    @functools.wraps(view)
+    def wrapper(request, *args, **kwargs):
+        user = request.user
+        if user.is_authenticated and not (user.is_active and user.is_staff):
+            raise PermissionDenied("The ops dashboards are for staff.")
+        return protected(request, *args, **kwargs)
+
+    return wrapper
+
+
+def _reverse_or_none(name, *args):
+    try:
+        return reverse(name, args=args)
+    except NoReverseMatch:
+        return None
+
+
+def _query(**parameters):
+    return "?" + urlencode({name: value for name, value in parameters.items() if value})
+
+
+def _parse_refresh(value):
+    if not value:
+        return 0
+    try:
+        seconds = int(value)
+    except ValueError:
+        raise BadParameter(f"refresh: {value!r} is not a whole number of seconds") from None
+    if seconds not in REFRESH_CHOICES:
+        choices = ", ".join(str(choice) for choice in REFRESH_CHOICES)
+        raise BadParameter(f"refresh: must be one of {choices}, got {seconds}")
+    return seconds
+
+
+def _links():
+    """Admin pages and silk, where they exist."""
+    return {
+        "request_minutes": reverse("admin:observability_requestminute_changelist"),
+        "slow_requests": reverse("admin:observability_slowrequest_changelist"),
+        "error_groups": reverse("admin:observability_errorgroup_changelist"),
+        "findings": _reverse_or_none("admin:profiling_queryfinding_changelist"),
+        "silk": _reverse_or_none("silk:summary") if settings.SILK_ENABLED else None,
+    }
+
+
+def _page(request, template, title, context, status=200, window=None, refresh=0, **query):
+    """The admin context plus what every ops page shows: nav, window and refresh pickers."""
+    window = window or ops_queries.WINDOWS[ops_queries.DEFAULT_WINDOW]
+    path = request.path
+    context = {
+        **admin.site.each_context(request),
+        "title": title,
+        "window": window,
+        "refresh": refresh,
+        "time_zone_name": timezone.get_current_timezone_name(),
+        "flush_interval": flush_interval_text(),
+        "slow_ms": settings.LOG_SLOW_REQUEST_MS,
+        "links": _links(),
+        "window_choices": [
+            {
+                "label": choice.label,
+                "url": path + _query(window=choice.key, refresh=refresh, **query),
+                "current": choice.key == window.key,
+            }
+            for choice in ops_queries.WINDOWS.values()
+        ],
+        "refresh_choices": [
+            {
+                "label": f"{seconds} s" if seconds else "off",
+                "url": path + _query(window=window.key, refresh=seconds, **query),
+                "current": seconds == refresh,
+            }
+            for seconds in REFRESH_CHOICES
+        ],
+        "window_query": _query(window=window.key, refresh=refresh),
+        **context,
+    }
+    return TemplateResponse(request, template, context, status=status)
+
+
+def _bad_request(request, error):
+    return _page(request, "ops/bad_request.html", "Bad request", {"error": str(error)}, status=400)
+
+
+def _parameters(request):
+    window = ops_queries.parse_window(request.GET.get("window"))
+    refresh = _parse_refresh(request.GET.get("refresh"))
+    return window, refresh
+
+
+# --- Presentation of the figures ------------------------------------------------------------------
+
+
+def flush_interval_text():
+    seconds = settings.TELEMETRY_FLUSH_SECONDS
+    if not seconds:
+        return "when it exits (TELEMETRY_FLUSH_SECONDS=0)"
+    return f"every {seconds:g} s (TELEMETRY_FLUSH_SECONDS)"
+
+
+def _no_traffic_message(window):
+    return (
+        f"No requests recorded in the last {window.label}. Send traffic to the service or pick a "
+        f"longer window; each process writes its statistics {flush_interval_text()}."
+    )
+
+
+def _change_text(change, unit="%"):
+    if change is None:
+        return "no traffic in the previous"
+    arrow = "▲" if change > 0 else "▼" if change < 0 else "="
+    return f"{arrow} {abs(change):g} {unit} vs previous"
+
+
+def _milliseconds(value):
+    return charts.format_milliseconds(value) if value is not None else "\N{EN DASH}"
+
+
+def _totals(line):
+    totals, previous, changes = line.totals, line.previous, line.changes
+    has_previous = previous["requests"] > 0
+    minutes = line.span.window.duration.total_seconds() / 60
+    p95 = totals["latency_ms"]["p95"]
+    return [
+        {
+            "label": "requests",
+            "value": f"{totals['requests']:,}",
+            "note": f"{totals['requests'] / minutes:,.1f} per minute",
+            "change": _change_text(changes["requests"]),
+        },
+        {
+            "label": "p95 latency",
+            "value": _milliseconds(p95),
+            "note": f"p50 {_milliseconds(totals['latency_ms']['p50'])}, "
+            f"p99 {_milliseconds(totals['latency_ms']['p99'])}",
+            "change": _change_text(changes["p95"]),
+        },
+        {
+            "label": "error rate (5xx)",
+            "value": charts.format_percent(round(100 * totals["error_rate"], 2)),
+            "note": f"{totals['errors']:,} errors",
+            "change": _change_text(changes["error_rate"] if has_previous else None, "pp"),
+        },
+        {
+            "label": "slow rate",
+            "value": charts.format_percent(round(100 * totals["slow_rate"], 2)),
+            "note": f"{totals['slow']:,} ≥ {settings.LOG_SLOW_REQUEST_MS} ms",
+            "change": _change_text(changes["slow_rate"] if has_previous else None, "pp"),
+        },
+    ]
+
+
+def _charts(line, subject):
+    """The time-series charts of a timeline and its status mix."""
+    window = line.span.window
+    zone = timezone.get_current_timezone()
+    zone_name = timezone.get_current_timezone_name()
+    times = [timezone.localtime(point.start, zone) for point in line.points]
+    time_format = TIME_FORMATS[window.key]
+    empty = _no_traffic_message(window)
+    summaries = [point.summary for point in line.points]
+    if not line.has_requests:
+        summaries = [None] * len(summaries)
+    per_bucket = f"per {window.bucket_label} bucket"
+
+    def rate(summary, name):
+        return round(100 * summary[name], 3) if summary else None
+
+    common = {"times": times, "time_format": time_format, "time_zone_name": zone_name}
+    return {
+        "requests": charts.line_chart(
+            label=f"Requests per minute, {subject}, average {per_bucket}",
+            series=[
+                charts.Series(
+                    "requests per minute",
+                    [
+                        round(summary["requests"] / window.bucket_minutes, 2) if summary else 0
+                        for summary in summaries
+                    ],
+                )
+            ],
+            value_format=charts.format_per_minute,
+            axis_label="requests per minute",
+            empty_message=empty,
+            **common,
+        ),
+        "latency": charts.line_chart(
+            label=f"Latency percentiles, {subject}, {per_bucket}",
+            series=[
+                charts.Series(
+                    name,
+                    [summary["latency_ms"][name] if summary else None for summary in summaries],
+                )
+                for name in ("p50", "p95", "p99")
+            ],
+            value_format=charts.format_milliseconds,
+            axis_label="latency (ms)",
+            empty_message=empty,
+            **common,
+        ),
+        "error_rate": charts.line_chart(
+            label=f"Error rate (5xx share of requests), {subject}, {per_bucket}",
+            series=[
+                charts.Series("5xx rate", [rate(summary, "error_rate") for summary in summaries])
+            ],
+            value_format=charts.format_percent,
+            axis_label="5xx (% of requests)",
+            empty_message=empty,
+            zero_is_data=True,
+            **common,
+        ),
+        "slow_rate": charts.line_chart(
+            label=f"Slow rate (≥ {settings.LOG_SLOW_REQUEST_MS} ms), {subject}, {per_bucket}",
+            series=[
+                charts.Series("slow rate", [rate(summary, "slow_rate") for summary in summaries])
+            ],
+            value_format=charts.format_percent,
+            axis_label="slow (% of requests)",
+            empty_message=empty,
+            zero_is_data=True,
+            **common,
+        ),
+        "status": charts.bar_chart(
+            label=f"Status code mix, {subject}, last {window.label}",
+            bars=[
+                (status_class, line.totals["status"][status_class])
+                for status_class in ("2xx", "3xx", "4xx", "5xx")
+            ],
+            value_format=charts.format_count,
+            empty_message=empty,
+            classes=[f"ops-status-{status_class}" for status_class in ("2xx", "3xx", "4xx", "5xx")],
+        ),
+    }
+
+
+def _route_url(route, method, window, refresh):
+    return reverse("ops:route") + _query(
+        route=route, method=method, window=window.key, refresh=refresh
+    )
+
+
+def _with_route_urls(table, window, refresh):
+    for row in table:
+        row["url"] = _route_url(row["route"], row["method"], window, refresh)
+    return table
+
+
+def _slow_request_rows(slow_requests, window, refresh):
+    return [
+        {
+            "item": item,
+            "admin_url": reverse("admin:observability_slowrequest_change", args=[item.pk]),
+            "route_url": _route_url(item.route, item.method, window, refresh),
+        }
+        for item in slow_requests
+    ]
+
+
+def _error_group_rows(error_groups, window, refresh):
+    return [
+        {
+            "item": item,
+            "admin_url": reverse("admin:observability_errorgroup_change", args=[item.pk]),
+            "route_url": _route_url(item.route, item.method, window, refresh),
+        }
+        for item in error_groups
+    ]
+
+
+def _finding_rows(findings):
+    can_link = _reverse_or_none("admin:profiling_queryfinding_changelist") is not None
+    silk = settings.SILK_ENABLED
+    return [
+        {
+            "item": item,
+            "admin_url": _reverse_or_none("admin:profiling_queryfinding_change", item.pk)
+            if can_link
+            else None,
+            "silk_url": _reverse_or_none("silk:request_detail", item.silk_request_id)
+            if silk and item.silk_request_id
+            else None,
+        }
+        for item in findings
+    ]
+
+
+def _registry():
+    """Prometheus samples of every process (multiprocess mode) or of this one."""
+    if not metrics.is_multiprocess():
+        return prometheus_client.REGISTRY
+    registry = prometheus_client.CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    return registry
+
+
+def cache_statistics():
+    """Hits and misses where something counts them: django-prometheus' cache backends (all
+    processes since they started) and the Redis server's own keyspace counters."""
+    backend = settings.CACHES["default"]["BACKEND"]
+    result = {"backend": backend.rsplit(".", 1)[-1], "counted": None, "redis": None}
+    if backend.startswith("django_prometheus."):
+        counted = dict.fromkeys(CACHE_COUNTERS.values(), 0)
+        for family in _registry().collect():
+            name = CACHE_COUNTERS.get(family.name)
+            if name is not None:
+                counted[name] += sum(
+                    sample.value for sample in family.samples if sample.name.endswith("_total")
+                )
+        gets = counted["hits"] + counted["misses"]
+        counted["hit_ratio"] = round(100 * counted["hits"] / gets, 1) if gets else None
+        result["counted"] = counted
+    if "redis" in backend.lower():
+        result["redis"] = _redis_statistics()
+    return result
+
+
+def _redis_statistics():
+    try:
+        info = get_redis_connection("default").info("stats")
+    except (RedisError, OSError) as error:
+        return {"error": f"unreachable ({type(error).__name__})"}
+    hits, misses = info.get("keyspace_hits", 0), info.get("keyspace_misses", 0)
+    return {
+        "hits": hits,
+        "misses": misses,
+        "hit_ratio": round(100 * hits / (hits + misses), 1) if hits + misses else None,
+    }
+
+
+def _pools():
+    return [
+        {"alias": alias, "statistics": statistics}
+        for alias, statistics in metrics.pool_statistics().items()
+    ]
+
+
+# --- Views --------------------------------------------------------------------------------------
+
+
+@staff_page
+def overview(request):
+    try:
+        window, refresh = _parameters(request)
+    except BadParameter as error:
+        return _bad_request(request, error)
+    telemetry.flush_telemetry()
+    span = ops_queries.Span.ending_at(window)
+    with ops_queries.analytic_transaction():
+        line = ops_queries.timeline(span)
+        busiest = ops_queries.busiest_routes(span)
+        slow_requests = ops_queries.newest_slow_requests(span.since)
+        error_groups = ops_queries.newest_error_groups(span.since)
+        findings = ops_queries.newest_findings(span.since)
+    return _page(
+        request,
+        "ops/overview.html",
+        "Ops overview",
+        {
+            "span": span,
+            "timeline": line,
+            "totals": _totals(line),
+            "charts": _charts(line, "all routes"),
+            "busiest_routes": _with_route_urls(busiest, window, refresh),
+            "checks": health.run_checks(health.readiness_checks()),
+            "pools": _pools(),
+            "cache": cache_statistics(),
+            "slow_requests": _slow_request_rows(slow_requests, window, refresh),
+            "error_groups": _error_group_rows(error_groups, window, refresh),
+            "findings": _finding_rows(findings),
+            "routes_url": reverse("ops:routes") + _query(window=window.key, refresh=refresh),
+        },
+        window=window,
+        refresh=refresh,
+    )
+
+
+ROUTE_COLUMNS = (
+    ("route", "route"),
+    ("requests", "requests"),
+    ("p95", "p95"),
+    ("error_rate", "error rate"),
+    ("slow", "slow"),
+)
+
+
+def _next_sort(key, current):
+    """A click sorts by the column (figures largest first, routes A to Z); a second reverses."""
+    first = key if key == "route" else f"-{key}"
+    if current != first:
+        return first
+    return first.lstrip("-") if first.startswith("-") else f"-{key}"
+
+
+@staff_page
+def routes(request):
+    try:
+        window, refresh = _parameters(request)
+        sort = ops_queries.parse_sort(request.GET.get("sort"))
+    except BadParameter as error:
+        return _bad_request(request, error)
+    telemetry.flush_telemetry()
+    span = ops_queries.Span.ending_at(window)
+    with ops_queries.analytic_transaction():
+        table = ops_queries.sort_routes(ops_queries.route_table(span), sort)
+    for row in _with_route_urls(table, window, refresh):
+        row["sparkline_svg"] = charts.sparkline(
+            row["sparkline"],
+            f"{row['method']} {row['route']}: requests per {window.bucket_label}, "
+            f"at most {max(row['sparkline'], default=0):,}",
+        )
+    columns = [
+        {
+            "label": label,
+            "url": request.path
+            + _query(window=window.key, refresh=refresh, sort=_next_sort(key, sort)),
+            "sorted": {f"-{key}": "descending", key: "ascending"}.get(sort, ""),
+        }
+        for key, label in ROUTE_COLUMNS
+    ]
+    return _page(
+        request,
+        "ops/routes.html",
+        "Routes",
+        {"span": span, "table": table, "columns": columns, "sort": sort},
+        window=window,
+        refresh=refresh,
+        sort=sort,
+    )
+
+
+@staff_page
+def route_detail(request):
+    route = request.GET.get("route", "")
+    method = request.GET.get("method", "")
+    try:
+        window, refresh = _parameters(request)
+        if not route:
+            raise BadParameter("route: give the route template, e.g. ?route=/api/v1/orders/")
+    except BadParameter as error:
+        return _bad_request(request, error)
+    telemetry.flush_telemetry()
+    span = ops_queries.Span.ending_at(window)
+    with ops_queries.analytic_transaction():
+        line = ops_queries.timeline(span, route=route, method=method)
+        slow_requests = ops_queries.newest_slow_requests(span.since, route=route, method=method)
+        error_groups = ops_queries.newest_error_groups(span.since, route=route)
+        findings = ops_queries.newest_findings(span.since, source=route)
+    subject = f"{method} {route}".strip()
+    return _page(
+        request,
+        "ops/route.html",
+        f"Route {subject}",
+        {
+            "route": route,
+            "method": method,
+            "span": span,
+            "timeline": line,
+            "totals": _totals(line),
+            "charts": _charts(line, subject),
+            "slow_requests": _slow_request_rows(slow_requests, window, refresh),
+            "error_groups": _error_group_rows(error_groups, window, refresh),
+            "findings": _finding_rows(findings),
+            "routes_url": reverse("ops:routes") + _query(window=window.key, refresh=refresh),
+        },
+        window=window,
+        refresh=refresh,
+        route=route,
+        method=method,
+    )
+
+
+@staff_page
+def database(request):
+    try:
+        window, refresh = _parameters(request)
+    except BadParameter as error:
+        return _bad_request(request, error)
+    report = database_report.report()
+    tables = report["tables"]
+    return _page(
+        request,
+        "ops/database.html",
+        "Database",
+        {
+            "report": report,
+            "tables_chart": charts.bar_chart(
+                label="Largest tables, total size with indexes",
+                bars=[(row["table_name"], row["total_bytes"]) for row in tables.rows[:10]],
+                value_format=charts.format_bytes,
+                empty_message="No tables yet: run manage.py migrate.",
+            ),
+            "long_running_seconds": database_report.long_running_seconds(),
+            "statements_limit": database_report.TOP_STATEMENTS,
+        },
+        window=window,
+        refresh=refresh,
+    )
+
+
+@staff_page
+def statements(request):
+    try:
+        window, refresh = _parameters(request)
+    except BadParameter as error:
+        return _bad_request(request, error)
+    section = database_report.statements_report()
+    return _page(
+        request,
+        "ops/statements.html",
+        "Top statements by total time",
+        {
+            "section": section,
+            "vendor": database_report.vendor(),
+            "limit": database_report.TOP_STATEMENTS,
+        },
+        window=window,
+        refresh=refresh,
+    )

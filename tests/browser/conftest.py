@@ -1,0 +1,122 @@
+"""Browser tests: the real Chromium of the machine (Debian's /usr/bin/chromium), driven by
+Playwright's Python package against pytest-django's live server.
+
+Playwright never downloads a browser here: it launches the system Chromium by path. Without it
+these tests skip with the command that installs it, unless REQUIRE_BROWSER=1 (set by .ci/run),
+where a missing browser fails the run instead.
+
+Playwright's sync API keeps an asyncio event loop running in the test's thread, and Django
+refuses ORM calls from a thread with a running loop. So everything that touches the database
+(the staff user, the seeded telemetry) is done by fixtures set up before the browser starts and
+torn down after it stops; the pages themselves are served by the live server's own thread.
+"""
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
+CHROMIUM_ARGUMENTS = [
+    "--headless=new",
+    "--no-sandbox",  # root in CI containers
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--no-first-run",
+]
+LOCAL_HOSTS = {"127.0.0.1", "localhost"}
+STAFF_USERNAME = "ops-browser"
+STAFF_PASSWORD = "ops-browser-password-5kq2"
+
+
+def _unavailable(reason):
+    if os.environ.get("REQUIRE_BROWSER") == "1":
+        pytest.fail(f"{reason} (REQUIRE_BROWSER=1: the browser tests must run)", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def chromium_path():
+    if not CHROMIUM.exists():
+        _unavailable(
+            f"Chromium not found at {CHROMIUM}: install it with "
+            "`apt-get update && apt-get install -y chromium`"
+        )
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        _unavailable("Playwright's Python package is missing: pip install -r requirements/dev.txt")
+    return str(CHROMIUM)
+
+
+@dataclass
+class PageProblems:
+    """What would make a page broken or leaky: console errors, uncaught exceptions, failed
+    requests, and any request to a host other than this machine (a CDN, say)."""
+
+    console_errors: list = field(default_factory=list)
+    page_errors: list = field(default_factory=list)
+    failed_requests: list = field(default_factory=list)
+    external_requests: list = field(default_factory=list)
+
+    def watch(self, page):
+        page.on("console", self._check_console)
+        page.on("pageerror", lambda error: self.page_errors.append(str(error)))
+        page.on(
+            "requestfailed",
+            lambda request: self.failed_requests.append(f"{request.url}: {request.failure}"),
+        )
+        page.on("response", self._check_response)
+        page.on("request", self._check_host)
+
+    def _check_console(self, message):
+        if message.type == "error":
+            self.console_errors.append(f"{message.text} at {message.location['url']}")
+
+    def _check_host(self, request):
+        host = urlsplit(request.url).hostname
+        if request.url.startswith(("http://", "https://")) and host not in LOCAL_HOSTS:
+            self.external_requests.append(request.url)
+
+    def _check_response(self, response):
+        # Pages a test opens on purpose may answer 4xx (an API call without a key); what a page
+        # loads (style sheets, images, scripts) must not fail.
+        if response.status >= 400 and response.request.resource_type != "document":
+            self.failed_requests.append(f"{response.url}: {response.status}")
+
+    def assert_none(self):
+        assert self.console_errors == []
+        assert self.page_errors == []
+        assert self.failed_requests == []
+        assert self.external_requests == []
+
+
+@pytest.fixture
+def screenshots(tmp_path):
+    directory = tmp_path / "screenshots"
+    directory.mkdir()
+    return directory
+
+
+@pytest.fixture
+def browser_page(chromium_path, live_server, staff_user, seeded_telemetry):
+    """A fresh Chromium page; the database fixtures above are set up before it starts."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=chromium_path, headless=True, args=CHROMIUM_ARGUMENTS
+        )
+        try:
+            context = browser.new_context(viewport={"width": 1400, "height": 1000})
+            page = context.new_page()
+            page.set_default_timeout(15_000)
+            problems = PageProblems()
+            problems.watch(page)
+            yield page, problems
+            context.close()
+        finally:
+            browser.close()
