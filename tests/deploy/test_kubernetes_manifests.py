@@ -48,8 +48,13 @@ def web_container():
     return containers[0]
 
 
+def prune_silk_job():
+    """The Job that the silk pruning CronJob creates (its spec.template is the pod's)."""
+    return resource("CronJob")["spec"]["jobTemplate"]
+
+
 def workload(kind):
-    return deployment() if kind == "Deployment" else migration_job()
+    return {"Deployment": deployment, "Job": migration_job, "CronJob": prune_silk_job}[kind]()
 
 
 def only_container(kind):
@@ -68,7 +73,7 @@ def pre_stop_sleep_seconds():
     return int(command[1])
 
 
-WORKLOADS = ["Deployment", "Job"]
+WORKLOADS = ["Deployment", "Job", "CronJob"]
 
 
 def test_manifests_pass_strict_kubernetes_validation():
@@ -221,12 +226,13 @@ def test_deployment_selector_matches_its_pods():
         ("PodDisruptionBudget", ("spec", "selector", "matchLabels")),
     ],
 )
-def test_selects_web_pods_and_not_migration_pods(kind, selector_path):
+def test_selects_web_pods_and_not_job_pods(kind, selector_path):
     selector = resource(kind)
     for key in selector_path:
         selector = selector[key]
     assert selects(selector, deployment()["spec"]["template"]["metadata"]["labels"])
-    assert not selects(selector, migration_job()["spec"]["template"]["metadata"]["labels"])
+    for job in (migration_job(), prune_silk_job()):
+        assert not selects(selector, job["spec"]["template"]["metadata"]["labels"])
 
 
 def test_service_targets_the_web_container_port():
@@ -264,3 +270,12 @@ def test_migration_job_runs_migrate_once_with_the_release_image():
     assert "manage.py migrate" in " ".join(container["command"] + container.get("args", []))
     assert container["image"] == web_container()["image"]
     assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"
+
+
+def test_silk_pruning_runs_on_a_schedule_never_overlapping_with_the_release_image():
+    cron_job = resource("CronJob")
+    container = only_container("CronJob")
+    assert "manage.py prune_silk" in " ".join(container["command"] + container.get("args", []))
+    assert cron_job["spec"]["concurrencyPolicy"] == "Forbid"
+    assert container["image"] == web_container()["image"]
+    assert prune_silk_job()["spec"]["template"]["spec"]["restartPolicy"] == "Never"
