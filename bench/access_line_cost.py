@@ -7,7 +7,7 @@ gunicorn), each with a different MIDDLEWARE:
     bare           the project's middleware without the observability parts
     + context      bare + RequestContextMiddleware (request id, one JSON access line a request)
     + telemetry    bare + TelemetryMiddleware
-    + prometheus   bare + PrometheusBefore/AfterMiddleware
+    + prometheus   bare + PrometheusBefore/AfterMiddleware (apps/observability/prometheus.py)
     full           the project's MIDDLEWARE as it is
 
 and called in turn with the same WSGI environ (GET /bench/pid, a trivial JSON view; `--view rows`
@@ -20,16 +20,29 @@ observability_overhead.py sees under gunicorn).
     .venv/bin/python bench/access_line_cost.py [--rounds 30] [--calls 200] [--view pid|rows]
                                                [--gap-ms 3]
     .venv/bin/python bench/access_line_cost.py --profile context [--calls 5000]
+    .venv/bin/python bench/access_line_cost.py --instructions [--calls 1000] [--view pid|rows]
 
 `--profile VARIANT` runs cProfile over that handler instead and prints the top functions
-(cumulative and internal time). The database is SQLite in a temporary file unless DATABASE_URL
-is set; /bench/rows needs 50 permission rows, which the script adds when the table has fewer.
+(cumulative and internal time). `--instructions` counts the CPU instructions per request of each
+handler under valgrind (cachegrind without cache simulation; about a minute per variant): the
+same count on an idle or a busy machine, so small changes show. Each variant runs twice in a
+fresh process, warmed up with 300 requests, then with 0 and with `--calls` more requests; the
+difference divided by `--calls` is one request.
+
+silk and the query inspector stay in every variant but sample nothing (SILK_SAMPLE_PERCENT=0,
+NPLUSONE_SAMPLE_RATE=0 unless set): one request in a hundred recorded by silk would swamp the
+means, and random sampling would make instruction counts differ. The database is SQLite in a
+temporary file unless DATABASE_URL is set; /bench/rows needs 50 permission rows, which the script
+adds when the table has fewer.
 """
 
 import argparse
 import io
 import os
+import re
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -40,10 +53,11 @@ OBSERVABILITY_PARTS = {
     "context": ("apps.observability.request_logging.RequestContextMiddleware",),
     "telemetry": ("apps.observability.telemetry_middleware.TelemetryMiddleware",),
     "prometheus": (
-        "django_prometheus.middleware.PrometheusBeforeMiddleware",
-        "django_prometheus.middleware.PrometheusAfterMiddleware",
+        "apps.observability.prometheus.PrometheusBeforeMiddleware",
+        "apps.observability.prometheus.PrometheusAfterMiddleware",
     ),
 }
+WARM_UP_CALLS = 300
 VARIANTS = ("bare", "context", "telemetry", "prometheus", "full")
 
 
@@ -56,6 +70,8 @@ def parse_arguments():
         "--gap-ms", type=float, default=0.0, help="idle time before each request (cold caches)"
     )
     parser.add_argument("--profile", choices=VARIANTS)
+    parser.add_argument("--instructions", action="store_true")
+    parser.add_argument("--serve", choices=VARIANTS, help=argparse.SUPPRESS)
     return parser.parse_args()
 
 
@@ -72,6 +88,10 @@ def set_up_environment(directory):
         PROMETHEUS_MULTIPROC_DIR=str(directory / "prometheus"),
     )
     os.environ.setdefault("DATABASE_URL", f"sqlite:///{directory / 'bench.sqlite3'}")
+    # The profiling middleware stays in every variant but samples nothing: a recorded request
+    # costs milliseconds (silk writes it to the database) and would swamp the means.
+    os.environ.setdefault("SILK_SAMPLE_PERCENT", "0")
+    os.environ.setdefault("NPLUSONE_SAMPLE_RATE", "0")
     (directory / "prometheus").mkdir()
     sys.path.insert(0, str(BASE_DIR))
 
@@ -186,8 +206,50 @@ def profile(handler, path, calls):
     stats.sort_stats("tottime").print_stats(35)
 
 
+def instructions_of(variant, view, calls):
+    """Instructions valgrind counts for a process serving WARM_UP_CALLS + `calls` requests."""
+    completed = subprocess.run(
+        [
+            *("valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null"),
+            *(sys.executable, __file__, "--serve", variant, "--view", view, "--calls", str(calls)),
+        ],
+        cwd=BASE_DIR,
+        env={**os.environ, "SILK_SAMPLE_PERCENT": "0", "NPLUSONE_SAMPLE_RATE": "0"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    found = re.search(r"I\s+refs:\s+([\d,]+)", completed.stderr)
+    if found is None:
+        raise RuntimeError(f"no instruction count from valgrind:\n{completed.stderr[-2000:]}")
+    return int(found.group(1).replace(",", ""))
+
+
+def count_instructions(view, calls):
+    if shutil.which("valgrind") is None:
+        raise SystemExit("--instructions needs valgrind (apt-get install -y valgrind)")
+    print(f"GET /bench/{view}: instructions per request ({calls} requests after a warm-up)")
+    print(f"  {'variant':<12} {'instructions':>13} {'extra':>9}")
+    counts = {}
+    for variant in VARIANTS:
+        extra = instructions_of(variant, view, calls) - instructions_of(variant, view, 0)
+        counts[variant] = extra / calls
+        print(
+            f"  {variant:<12} {counts[variant]:>13,.0f} {counts[variant] - counts['bare']:>9,.0f}",
+            flush=True,
+        )
+
+
+def serve(handler, path, calls):
+    for _ in range(WARM_UP_CALLS + calls):
+        call(handler, path)
+
+
 def main():
     arguments = parse_arguments()
+    if arguments.instructions:
+        count_instructions(arguments.view, arguments.calls)
+        return
     with tempfile.TemporaryDirectory(prefix="access-line-cost-") as directory:
         set_up_environment(Path(directory))
         import django
@@ -199,6 +261,9 @@ def main():
 
         handlers = build_handlers()
         path = f"/bench/{arguments.view}"
+        if arguments.serve:
+            serve(handlers[arguments.serve], path, arguments.calls)
+            return
         if arguments.profile:
             profile(handlers[arguments.profile], path, arguments.calls)
             return

@@ -3,13 +3,17 @@
 Six servers run side by side (gunicorn.conf.py, DJANGO_ENV=production, 2 workers each with the
 project's default GUNICORN_THREADS):
 
-    bare                    no request context/logging, Prometheus, telemetry; Django's backends
-    prometheus              bare + django-prometheus middleware and database backend
+    bare                    no request context/logging, Prometheus, telemetry, nor profiling
+                            (silk, query inspector); Django's database backends
+    prometheus              bare + the Prometheus request middleware and database backend
+                            (apps/observability/prometheus.py, db_backends)
     telemetry               bare + TelemetryMiddleware (aggregator, flusher thread)
     context-and-logging     bare + the other apps.observability middleware (request id, one
                             JSON log line per request)
-    full-without-telemetry  everything but TelemetryMiddleware: its marginal cost in the stack
-    full                    the project's settings as they are: the whole observability stack
+    observability           the whole observability stack (the three above), no profiling:
+                            what issue 4's goal is about
+    full                    the project's settings as they are: observability plus profiling
+                            (silk sampling 1 %, the query inspector 5 % in production)
 
 One client sends requests one at a time (no queueing: latency is service time), interleaving the
 servers request by request so that a busy machine slows them all alike. Printed per view: median
@@ -47,10 +51,7 @@ from psycopg import sql
 BASE_DIR = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/orders_bench_observability"
-VARIANTS = (
-    *("bare", "prometheus", "telemetry", "context-and-logging"),
-    *("full-without-telemetry", "full"),
-)
+VARIANTS = (*("bare", "prometheus", "telemetry", "context-and-logging"), "observability", "full")
 SERVER_START_SECONDS = 90
 
 # A settings module per variant, generated into a temporary directory: the project's settings
@@ -66,26 +67,25 @@ ROOT_URLCONF = "observability_bench_urls"
 
 
 def part_of(entry):
-    if entry.startswith("django_prometheus."):
+    if entry.startswith(("django_prometheus.", "apps.observability.prometheus.")):
         return "prometheus"
     if entry.startswith("apps.observability.telemetry_middleware."):
         return "telemetry"
-    if entry.startswith("silk."):
-        return "silk"
+    if entry.startswith(("silk.", "apps.profiling.")):
+        return "profiling"
     if entry.startswith("apps.observability.") and not entry.endswith(".ProbeMiddleware"):
         return "context-and-logging"
     return None
 
 
-if VARIANT == "full-without-telemetry":
-    MIDDLEWARE = [entry for entry in MIDDLEWARE if part_of(entry) != "telemetry"]
+if VARIANT == "observability":
+    MIDDLEWARE = [entry for entry in MIDDLEWARE if part_of(entry) != "profiling"]
 elif VARIANT != "full":
     MIDDLEWARE = [entry for entry in MIDDLEWARE if part_of(entry) in (None, VARIANT)]
-if not VARIANT.startswith(("prometheus", "full")):
+if VARIANT not in ("prometheus", "observability", "full"):
+    # Django's own backend instead of the one counting queries for Prometheus.
     for database in DATABASES.values():
-        database["ENGINE"] = database["ENGINE"].replace(
-            "django_prometheus.db.backends.", "django.db.backends."
-        )
+        database["ENGINE"] = "django.db.backends." + database["ENGINE"].rsplit(".", 1)[1]
 """
 URLS_MODULE = """
 from bench.bench_urls import urlpatterns as bench_urlpatterns
@@ -96,10 +96,12 @@ urlpatterns = bench_urlpatterns + project_urlpatterns
 
 
 MIDDLEWARE_MEASURED = (
-    "django_prometheus.middleware.PrometheusBeforeMiddleware",
-    "django_prometheus.middleware.PrometheusAfterMiddleware",
+    "apps.observability.prometheus.PrometheusBeforeMiddleware",
+    "apps.observability.prometheus.PrometheusAfterMiddleware",
     "apps.observability.telemetry_middleware.TelemetryMiddleware",
     "apps.observability.request_logging.RequestContextMiddleware",
+    "silk.middleware.SilkyMiddleware",
+    "apps.profiling.middleware.QueryInspectorMiddleware",
 )
 
 
@@ -120,6 +122,7 @@ def in_process_costs(calls=3000):
     import django
 
     django.setup()
+    from django.core.exceptions import MiddlewareNotUsed
     from django.http import JsonResponse
     from django.test import RequestFactory
     from django.utils.module_loading import import_string
@@ -145,7 +148,7 @@ def in_process_costs(calls=3000):
     for entry in MIDDLEWARE_MEASURED:
         try:
             middleware = import_string(entry)(trivial)
-        except ImportError:
+        except (ImportError, MiddlewareNotUsed):
             continue
         extra = median_microseconds(middleware) - baseline
         print(f"  {entry.rsplit('.', 1)[1]:<30} {extra:>7.1f} us")

@@ -98,7 +98,12 @@ MIDDLEWARE = [
     # outside everything that logs or measures, so their lines carry the request id too.
     "apps.observability.request_logging.RequestContextMiddleware",
     # Starts the Prometheus request clock; after the probes, so scrapes and probes are not traffic.
-    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    # django-prometheus' middleware kept to the metrics ops read (apps/observability/prometheus.py).
+    "apps.observability.prometheus.PrometheusBeforeMiddleware",
+    # (silk goes here when SILK_ENABLED, see below.) Query inspector on NPLUSONE_SAMPLE_RATE of the
+    # requests: inside silk, so that silk's own queries are not findings; outside telemetry and
+    # everything after it, so that session, auth and view queries are inspected too.
+    "apps.profiling.middleware.QueryInspectorMiddleware",
     # Request statistics (apps/observability/telemetry.py); outside auth and sessions so that
     # their cost and their failures are measured too.
     "apps.observability.telemetry_middleware.TelemetryMiddleware",
@@ -110,7 +115,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last: labels Prometheus request metrics with the resolved view and the final status.
-    "django_prometheus.middleware.PrometheusAfterMiddleware",
+    "apps.observability.prometheus.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "project.urls"
@@ -148,10 +153,11 @@ DB_SSLMODE = env.choice(
 )
 DB_STATEMENT_TIMEOUT_MS = env.int("DB_STATEMENT_TIMEOUT_MS", default=30000, minimum=0)
 SQLITE_BUSY_TIMEOUT_MS = 5000
-# django-prometheus' subclasses of the same backends count queries, errors and connections.
+# django-prometheus' subclasses of the same backends count queries, errors and connections;
+# apps/observability/db_backends builds their cursor class once, not on every connect.
 PROMETHEUS_DATABASE_ENGINES = {
-    "django.db.backends.sqlite3": "django_prometheus.db.backends.sqlite3",
-    "django.db.backends.postgresql": "django_prometheus.db.backends.postgresql",
+    "django.db.backends.sqlite3": "apps.observability.db_backends.sqlite3",
+    "django.db.backends.postgresql": "apps.observability.db_backends.postgresql",
 }
 if DB_POOL_MIN_SIZE > DB_POOL_MAX_SIZE:
     raise ImproperlyConfigured(
@@ -372,6 +378,15 @@ LOG_SLOW_REQUEST_MS = env.int("LOG_SLOW_REQUEST_MS", default=1000, minimum=1)
 LOG_SLOW_QUERY_MS = env.int("LOG_SLOW_QUERY_MS", default=200, minimum=1)
 # The same SQL from the same call site this many times with different parameters is an N+1.
 NPLUSONE_THRESHOLD = env.int("NPLUSONE_THRESHOLD", default=5, minimum=2)
+# Share of requests (0-1) the query inspector watches for N+1, duplicate and slow queries; their
+# findings are written by the telemetry flusher (admin: Profiling > Query findings). Tests watch
+# no request unless a test opts in: they use the no_nplusone marker instead.
+NPLUSONE_SAMPLE_RATE = env.float(
+    "NPLUSONE_SAMPLE_RATE",
+    default=0.05 if IS_PRODUCTION else 0.0 if IS_TEST else 1.0,
+    minimum=0.0,
+    maximum=1.0,
+)
 # How often each process writes its request statistics; 0 starts no background flusher (the
 # default in tests, which flush explicitly; workers still flush when they exit).
 TELEMETRY_FLUSH_SECONDS = env.float(
@@ -490,7 +505,7 @@ if SILK_ENABLED:
     # time like any other work; before the query inspector and telemetry so that their queries
     # in a recorded request are silk's too, and outside auth (its UI needs sessions and users).
     MIDDLEWARE.insert(
-        MIDDLEWARE.index("django_prometheus.middleware.PrometheusBeforeMiddleware") + 1,
+        MIDDLEWARE.index("apps.observability.prometheus.PrometheusBeforeMiddleware") + 1,
         "silk.middleware.SilkyMiddleware",
     )
     # Its UI is open to anyone by default: staff sessions only.

@@ -5,22 +5,23 @@ see their own request. Logging (structlog's merge_contextvars and `add_request_c
 telemetry and error tracking read them through these functions.
 
 RequestContextMiddleware (apps/observability/request_logging.py) sets them at the start of a
-request and resets them at its end.
+request and resets them at its end. The queries of the request (count, time, statements) and the
+exception that turned it into a 500 are gathered here once, for the access line and telemetry.
 """
 
 import contextvars
 import functools
 import re
+import secrets
+import sys
 import time
-import uuid
 from collections import defaultdict
 
+from django.core.signals import got_request_exception
 from django.db import connections
 from django.db.backends.signals import connection_created
 from django.utils.functional import empty
 
-request_id_var = contextvars.ContextVar("request_id", default=None)
-route_var = contextvars.ContextVar("route", default=None)
 # The RequestState of the request being served (None outside one).
 request_state_var = contextvars.ContextVar("request_state", default=None)
 
@@ -36,12 +37,14 @@ MAX_DISTINCT_STATEMENTS = 200
 
 def current_request_id():
     """The id of the request being served (echoed in X-Request-ID), or None outside one."""
-    return request_id_var.get()
+    state = request_state_var.get()
+    return None if state is None else state.request_id
 
 
 def current_route():
     """The URL pattern of the request being served, e.g. /api/v1/orders/<int:pk>/."""
-    return route_var.get()
+    state = request_state_var.get()
+    return None if state is None else state.route
 
 
 def current_request_state():
@@ -50,13 +53,14 @@ def current_request_state():
 
 
 def request_id_from_header(value):
-    """The client's X-Request-ID when it is sane (1-128 of [A-Za-z0-9._-]), else a new uuid4 hex.
+    """The client's X-Request-ID when it is sane (1-128 of [A-Za-z0-9._-]), else a new one.
 
-    Anything else could forge log lines, blow up their size or carry a secret.
+    Anything else could forge log lines, blow up their size or carry a secret. A new id is 128
+    random bits in 32 hex digits (a uuid4's size without building a UUID object).
     """
     if value and _SANE_REQUEST_ID.fullmatch(value):
         return value
-    return uuid.uuid4().hex
+    return secrets.token_hex(16)
 
 
 def _named_groups_as_placeholders(route):
@@ -164,20 +168,15 @@ class RequestState:
 def enter_request(request, request_id):
     """Make `request` the current one; returns what `exit_request` needs to undo it."""
     state = RequestState(request, request_id)
-    tokens = (request_state_var.set(state), request_id_var.set(request_id), route_var.set(None))
-    return state, tokens
+    return state, request_state_var.set(state)
 
 
 def set_route(state, route):
     state.route = route
-    route_var.set(route)
 
 
-def exit_request(tokens):
-    state_token, request_id_token, route_token = tokens
-    route_var.reset(route_token)
-    request_id_var.reset(request_id_token)
-    request_state_var.reset(state_token)
+def exit_request(token):
+    request_state_var.reset(token)
 
 
 def count_query(execute, sql, params, many, context):
@@ -192,6 +191,16 @@ def count_query(execute, sql, params, many, context):
         state.queries.add(sql, time.perf_counter() - started)
 
 
+def _remember_exception(sender, request=None, **kwargs):
+    """got_request_exception: Django sends it for an unhandled exception, in its `except` block.
+
+    The exception is kept for the access line (its traceback) and telemetry (its error group).
+    """
+    state = request_state_var.get()
+    if state is not None and state.request is request:
+        state.exception = sys.exc_info()[1]
+
+
 def _install_on(connection):
     # Inserted first (outermost): others push and pop their wrappers at the end of the list with
     # `connection.execute_wrapper()`, which an append in the middle of their block would break.
@@ -203,14 +212,18 @@ def _on_connection_created(sender, connection, **kwargs):
     _install_on(connection)
 
 
-def install_query_counter():
-    """Count queries on every database connection of the process, from now on.
+def install():
+    """Count queries on every database connection of the process and keep unhandled exceptions.
 
-    New connections (any thread, any alias) get the wrapper when they connect; connections this
-    thread already opened get it now. The wrapper costs a context variable lookup outside requests.
+    New connections (any thread, any alias) get the query wrapper when they connect; connections
+    this thread already opened get it now. The wrapper costs a context variable lookup outside
+    requests. Idempotent: every middleware that reads the request state calls it.
     """
     connection_created.connect(
         _on_connection_created, weak=False, dispatch_uid="observability-query-counter"
+    )
+    got_request_exception.connect(
+        _remember_exception, weak=False, dispatch_uid="observability-request-exception"
     )
     for connection in connections.all(initialized_only=True):
         _install_on(connection)

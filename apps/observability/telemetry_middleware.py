@@ -1,26 +1,24 @@
 """TelemetryMiddleware: measures every request and hands it to the in-process aggregator.
 
-Duration, status, route template, query count and time in the database (an execute wrapper on
-every database alias for the length of the request). Nothing here does I/O; the flusher writes.
-Probe, metrics, stats, static and silk paths are not counted. A failure here is logged and
-counted, and the response goes out unchanged.
+Duration, status, route template, query count and time in the database. Queries are counted once
+per request, by the request context (apps/observability/request_context.py: an execute wrapper
+on every connection), and so is the exception that turned a request into a 500; telemetry reads
+them there. Without RequestContextMiddleware in front of it, it enters the request context
+itself. Nothing here does I/O; the flusher writes. Probe, metrics, stats, static and silk paths
+are not counted. A failure here is logged and counted, and the response goes out unchanged.
 """
 
-import sys
 import time
 
 from django.conf import settings
-from django.core.signals import got_request_exception
-from django.db import connections
 
-from apps.observability import flusher, metrics, telemetry
+from apps.observability import flusher, metrics, request_context, telemetry
 from apps.observability.logging import get_logger
-from apps.observability.request_context import current_request_id, request_identity
+from apps.observability.request_context import request_identity
 
 logger = get_logger(__name__)
 
 EXEMPT_PATHS = frozenset({"/health", "/ready", "/health-detailed", "/metrics", "/stats"})
-EXCEPTION_ATTRIBUTE = "telemetry_exception"
 
 
 def exempt_prefixes():
@@ -29,76 +27,62 @@ def exempt_prefixes():
     )
 
 
-def remember_exception(sender, request=None, **kwargs):
-    """got_request_exception: keep the exception that turned into a 500, for its error group."""
-    if request is None:
-        return
-    setattr(request, EXCEPTION_ATTRIBUTE, sys.exc_info()[1])
-
-
-class QueryTimer:
-    """An execute wrapper counting the queries of one request and the time they take."""
-
-    __slots__ = ("count", "seconds")
-
-    def __init__(self):
-        self.count = 0
-        self.seconds = 0.0
-
-    def __call__(self, execute, sql, params, many, context):
-        started = time.perf_counter()
-        try:
-            return execute(sql, params, many, context)
-        finally:
-            self.seconds += time.perf_counter() - started
-            self.count += 1
-
-
 class TelemetryMiddleware:
     def __init__(self, get_response):
         self.get_response = get_response
         self.slow_ms = settings.LOG_SLOW_REQUEST_MS
         self.exempt_prefixes = exempt_prefixes()
-        got_request_exception.connect(
-            remember_exception, weak=False, dispatch_uid="apps.observability.telemetry"
-        )
+        request_context.install()
 
     def __call__(self, request):
         path = request.path_info
         if path.rstrip("/") in EXEMPT_PATHS or path.startswith(self.exempt_prefixes):
             return self.get_response(request)
-        timer = QueryTimer()
-        wrapped = [connections[alias] for alias in connections]
-        for connection in wrapped:
-            connection.execute_wrappers.append(timer)
+        state = request_context.current_request_state()
+        token = None
+        if state is None or state.request is not request:
+            request_id = request_context.request_id_from_header(
+                request.META.get(request_context.REQUEST_ID_META_KEY)
+            )
+            state, token = request_context.enter_request(request, request_id)
+        queries = state.queries
+        # Only the queries inside this middleware: not those of silk's recording around it.
+        count_before, seconds_before = queries.count, queries.seconds
         started_at = time.time()
         started = time.perf_counter()
         try:
             response = self.get_response(request)
         finally:
             duration_ms = (time.perf_counter() - started) * 1000
-            for connection in wrapped:
-                connection.execute_wrappers.remove(timer)
+            if token is not None:
+                request_context.exit_request(token)
         try:
             flusher.ensure_started()
-            self.record(request, response, started_at, duration_ms, timer)
+            self.record(
+                request,
+                response,
+                state,
+                started_at=started_at,
+                duration_ms=duration_ms,
+                query_count=queries.count - count_before,
+                db_time_ms=(queries.seconds - seconds_before) * 1000,
+            )
         except Exception:
             metrics.TELEMETRY_RECORD_FAILURES.inc()
             logger.exception("telemetry_record_failed", path=path)
         return response
 
-    def record(self, request, response, started_at, duration_ms, timer):
+    def record(self, request, response, state, *, started_at, duration_ms, query_count, db_time_ms):
         match = getattr(request, "resolver_match", None)
         route = telemetry.route_label(match)
         status = response.status_code
-        db_time_ms = timer.seconds * 1000
         slow = duration_ms >= self.slow_ms
         telemetry.record_request(
             route=route,
             method=request.method,
             status=status,
             duration_ms=duration_ms,
-            query_count=timer.count,
+            query_count=query_count,
             db_time_ms=db_time_ms,
             slow=slow,
             started_at=started_at,
@@ -115,19 +99,18 @@ class TelemetryMiddleware:
                     path=request.path,
                     status=status,
                     duration_ms=duration_ms,
-                    query_count=timer.count,
+                    query_count=query_count,
                     db_time_ms=db_time_ms,
-                    request_id=current_request_id() or "",
+                    request_id=state.request_id,
                     user_id=user_id,
                     organization_id=organization_id,
                 )
             )
-        exception = getattr(request, EXCEPTION_ATTRIBUTE, None)
-        if status >= 500 and exception is not None:
+        if status >= 500 and state.exception is not None:
             telemetry.record_error(
-                exception,
+                state.exception,
                 route=route,
                 method=request.method,
-                request_id=current_request_id() or "",
+                request_id=state.request_id,
                 at=started_at,
             )

@@ -6,10 +6,11 @@ import logging
 import logging.handlers
 
 import pytest
+import structlog
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from apps.observability.logging import structured_formatter
+from apps.observability.logging import ReusedJSONEncoder, emit, structured_formatter
 from apps.observability.request_logging import query_fingerprint
 from apps.tenants.models import Organization, OrganizationAPIKey
 from tests.observability import canaries
@@ -284,6 +285,96 @@ file_handlers = [h for h in logging.getLogger().handlers if h.get_name() == "fil
 print(type(file_handlers[0]).__name__)
 logging.getLogger("apps.logging_test").warning("to file", extra={"db_password": "p4ss-in-extra"})
 """
+
+
+def test_both_handlers_get_the_same_access_line(client, tmp_path):
+    path = tmp_path / "orders.log"
+    handler = logging.handlers.WatchedFileHandler(path)
+    handler.setFormatter(structured_formatter("json"))
+    logging.getLogger().addHandler(handler)
+    try:
+        _, console_lines = get_lines(client, "/logging-test/items/3/")
+    finally:
+        logging.getLogger().removeHandler(handler)
+        handler.close()
+
+    assert access_lines(json_lines(path.read_text())) == access_lines(console_lines)
+    assert only_access_line(console_lines)["path"] == "/logging-test/items/3/"
+
+
+@pytest.fixture
+def access_logger_at_warning():
+    logger = logging.getLogger(ACCESS_LOGGER)
+    previous = logger.level
+    logger.setLevel(logging.WARNING)
+    yield
+    logger.setLevel(previous)
+
+
+@pytest.mark.usefixtures("access_logger_at_warning")
+def test_the_access_line_follows_its_logger_level(client):
+    _, fast = get_lines(client, "/logging-test/items/1/")
+    _, failed = get_lines(client, "/logging-test/unavailable/")
+
+    assert access_lines(fast) == []
+    assert [line["status"] for line in access_lines(failed)] == [503]
+
+
+EVENT_WITH_A_SECRET = {"path": "/x/", "status": 200, "db_password": "p4ss-in-field", "n": [1, 2]}
+
+
+def test_emit_writes_the_line_a_structlog_logger_would():
+    logger = logging.getLogger("apps.logging_test")
+    with captured_console() as console:
+        structlog.get_logger("apps.logging_test").warning("event", **EVENT_WITH_A_SECRET)
+        emit(logger, logging.WARNING, {**EVENT_WITH_A_SECRET, "event": "event"})
+
+    by_structlog, by_emit = json_lines(console.getvalue())
+    assert by_structlog.pop("timestamp") <= by_emit.pop("timestamp")
+    assert json.dumps(by_emit) == json.dumps(by_structlog)  # the same fields in the same order
+    assert by_emit["db_password"] == "[REDACTED]"
+
+
+class Records(logging.Handler):
+    def __init__(self):
+        super().__init__()
+        self.records = []
+
+    def emit(self, record):
+        self.records.append(record)
+
+
+@pytest.mark.parametrize("log_format", ["json", "console"])
+def test_an_emitted_line_is_rendered_as_processor_formatter_renders_it(log_format):
+    logger = logging.getLogger("apps.logging_test.emitted")
+    records = Records()
+    logger.addHandler(records)
+    logger.propagate = False
+    try:
+        emit(logger, logging.INFO, {**EVENT_WITH_A_SECRET, "event": "event"})
+    finally:
+        logger.removeHandler(records)
+        logger.propagate = True
+    (record,) = records.records
+    formatter = structured_formatter(log_format)
+
+    text = formatter.format(record)
+
+    assert text == structlog.stdlib.ProcessorFormatter.format(formatter, record)
+    assert "p4ss-in-field" not in text
+    assert formatter.format(record) == text  # rendered once, the same every time
+
+
+def test_the_reused_json_encoder_writes_what_json_dumps_writes():
+    dumps = ReusedJSONEncoder()
+    values = [
+        {"event": "é ✓", "n": 1.5, "nested": [1, None, True, {"a": "b"}], "object": object()},
+        {"status": 200},
+    ]
+
+    for value in values * 2:
+        assert dumps(value, default=repr) == json.dumps(value, default=repr)
+    assert dumps(values[0], default=str) == json.dumps(values[0], default=str)
 
 
 def test_log_file_is_a_watched_file_of_json_lines(tmp_path):

@@ -4,14 +4,26 @@ import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection
-from django.test import override_settings
+from django.test import Client, override_settings
+from django.urls import include, path
 from prometheus_client.parser import text_string_to_metric_families
 
 from apps.observability import metrics
+from apps.observability.db_backends import cursor_wrapper_class
 
 METRICS_TOKEN = "metrics-token-for-tests-9b0e"
 
 pytestmark = pytest.mark.django_db
+
+
+def fail(request):
+    raise RuntimeError("metrics test failure")
+
+
+urlpatterns = [
+    path("metrics-test/fail/", fail, name="metrics-test-fail"),
+    path("", include("project.urls")),
+]
 
 
 @pytest.fixture(autouse=True)
@@ -90,13 +102,101 @@ def test_request_metrics_count_responses_by_status_and_view(client):
     assert delta("django_http_requests_before_middlewares_total") == 2
 
 
+# Request metrics django-prometheus has and the project does not export (apps/observability/
+# prometheus.py): derivable from the ones kept, or unused.
+DROPPED_REQUEST_METRICS = (
+    "django_http_requests_total_by_method",
+    "django_http_requests_total_by_transport",
+    "django_http_requests_total_by_view_transport_method",
+    "django_http_ajax_requests",
+    "django_http_requests_body_total_bytes",
+    "django_http_responses_body_total_bytes",
+    "django_http_responses_total_by_templatename",
+    "django_http_responses_total_by_charset",
+    "django_http_responses_streaming",
+    "django_http_requests_unknown_latency",
+)
+
+
+def sample_names(text):
+    return {
+        sample.name for family in text_string_to_metric_families(text) for sample in family.samples
+    }
+
+
+@pytest.mark.urls(__name__)
+def test_only_the_request_metrics_ops_read_are_exported(client):
+    client.get("/admin/login/")
+    client.get("/api/v1/orders/")  # a DRF (template) response
+    client.post("/admin/login/", {"username": "nobody", "password": "x"})
+
+    names = sample_names(scrape(client))
+
+    assert {
+        "django_http_requests_before_middlewares_total",
+        "django_http_responses_before_middlewares_total",
+        "django_http_requests_latency_including_middlewares_seconds_bucket",
+        "django_http_requests_latency_seconds_by_view_method_bucket",
+        "django_http_responses_total_by_status_total",
+        "django_http_responses_total_by_status_view_method_total",
+    } <= names
+    assert [name for name in names if name.startswith(DROPPED_REQUEST_METRICS)] == []
+
+
+@pytest.mark.urls(__name__)
+def test_an_unhandled_exception_is_counted_once_per_request():
+    client = Client(raise_request_exception=False)
+    before = scrape(client)
+    for _ in range(2):
+        assert client.get("/metrics-test/fail/").status_code == 500
+    after = scrape(client)
+
+    def delta(name, **labels):
+        return sample_value(after, name, **labels) - sample_value(before, name, **labels)
+
+    view = {"view": "metrics-test-fail"}
+    assert delta("django_http_exceptions_total_by_type_total", type="RuntimeError") == 2
+    assert delta("django_http_exceptions_total_by_view_total", **view) == 2
+    assert (
+        delta("django_http_responses_total_by_status_view_method_total", status="500", **view) == 2
+    )
+    # django-prometheus' own middleware observes a failed request twice (exception, 500).
+    assert delta("django_http_requests_latency_seconds_by_view_method_count", **view) == 2
+    assert delta("django_http_responses_total_by_status_total", status="500") == 2
+
+
 def test_database_metrics_come_from_the_django_prometheus_backend(client):
-    assert connection.settings_dict["ENGINE"].startswith("django_prometheus.db.backends.")
-    get_user_model().objects.count()
+    assert connection.settings_dict["ENGINE"].startswith("apps.observability.db_backends.")
+    before = scrape(client)
+    for _ in range(3):
+        get_user_model().objects.count()
 
-    text = scrape(client)
+    after = scrape(client)
 
-    assert sample_value(text, "django_db_execute_total", alias="default") > 0
+    def delta(name):
+        return sample_value(after, name, alias="default") - sample_value(
+            before, name, alias="default"
+        )
+
+    assert delta("django_db_execute_total") == 3
+    assert delta("django_db_query_duration_seconds_count") == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_database_metrics_cursor_class_is_built_once_not_per_connection():
+    def query_on_a_new_connection():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        connection.close()
+
+    query_on_a_new_connection()
+    before = cursor_wrapper_class.cache_info()
+    query_on_a_new_connection()
+    query_on_a_new_connection()
+    after = cursor_wrapper_class.cache_info()
+
+    assert after.misses == before.misses
+    assert after.hits >= before.hits + 2
 
 
 def test_project_metrics_are_exported(client):

@@ -6,14 +6,15 @@ import time
 from types import SimpleNamespace
 
 import pytest
+from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import OperationalError
+from django.db import OperationalError, connection
 from django.http import JsonResponse
 from django.test import Client, override_settings
 from django.urls import include, path
 from prometheus_client import REGISTRY
 
-from apps.observability import telemetry
+from apps.observability import request_context, telemetry
 from apps.observability.models import ErrorGroup, RequestMinute, SlowRequest
 
 pytestmark = pytest.mark.urls(__name__)
@@ -39,11 +40,25 @@ def answer_slowly(request):
     return JsonResponse({"slow": True})
 
 
+def list_query_wrappers(request):
+    """The execute wrappers of the observability apps on the connection, during a request."""
+    get_user_model().objects.count()
+    wrappers = [
+        wrapper
+        for wrapper in connection.execute_wrappers
+        if getattr(wrapper, "__module__", "").startswith("apps.observability")
+    ]
+    return JsonResponse(
+        {"count_query": [wrapper is request_context.count_query for wrapper in wrappers]}
+    )
+
+
 urlpatterns = [
     path("telemetry-test/ok/", answer_ok),
     path("telemetry-test/items/<int:pk>/queries/", run_three_queries),
     path("telemetry-test/boom/", fail_in_project_code),
     path("telemetry-test/slow/", answer_slowly),
+    path("telemetry-test/wrappers/", list_query_wrappers),
     path("", include("project.urls")),
 ]
 
@@ -197,6 +212,39 @@ def test_a_slow_request_is_counted_sampled_and_exported(client):
     assert samples[0].duration_ms >= 20
     after = counter("orders_slow_requests_total", route="/telemetry-test/slow/", method="GET")
     assert after == before + 1
+
+
+@pytest.mark.django_db
+def test_queries_are_counted_by_one_wrapper_shared_with_the_access_line(client):
+    response = client.get("/telemetry-test/wrappers/")
+
+    assert response.json() == {"count_query": [True]}
+    row = buffered_rows()[("/telemetry-test/wrappers/", "GET")]
+    assert row[telemetry.COUNTER_FIELDS.index("query_count")] == 1
+
+
+WITHOUT_REQUEST_CONTEXT = [
+    entry
+    for entry in settings.MIDDLEWARE
+    if entry != "apps.observability.request_logging.RequestContextMiddleware"
+]
+
+
+@pytest.mark.django_db
+@override_settings(MIDDLEWARE=WITHOUT_REQUEST_CONTEXT)
+def test_telemetry_counts_queries_and_errors_without_the_request_context_middleware(client):
+    client.get("/telemetry-test/items/1/queries/")
+    client.get("/telemetry-test/boom/", headers={"X-Request-ID": "req-without-context"})
+
+    batch = telemetry.aggregator.take()
+    rows = {route: values for (_, route, _), values in batch.rows.items()}
+    (occurrence,) = batch.errors.values()
+    queries = rows["/telemetry-test/items/<int:pk>/queries/"]
+    assert queries[telemetry.COUNTER_FIELDS.index("query_count")] == 3
+    assert rows["/telemetry-test/boom/"][telemetry.STATUS_5XX] == 1
+    assert occurrence.exception_class == "builtins.TypeError"
+    assert occurrence.last_request_id == "req-without-context"
+    assert request_context.current_request_state() is None
 
 
 def test_a_request_is_never_failed_by_telemetry(client, monkeypatch):
