@@ -11,7 +11,6 @@ from django.http import HttpResponse, JsonResponse
 from django.test import RequestFactory
 from django.urls import include, path
 from prometheus_client import REGISTRY
-from rest_framework import serializers
 from rest_framework.generics import ListAPIView
 from rest_framework.permissions import AllowAny
 from silk.models import Request as SilkRequest
@@ -20,6 +19,8 @@ from apps.profiling import findings
 from apps.profiling.inspector import active_unit
 from apps.profiling.middleware import QueryInspectorMiddleware
 from apps.profiling.models import QueryFinding
+
+from .test_nplusone import UserSerializer
 
 pytestmark = [pytest.mark.urls(__name__), pytest.mark.django_db]
 
@@ -33,20 +34,6 @@ def count_groups_one_by_one(request, limit=6):
 
 def read_one_row(request):
     return JsonResponse({"users": User.objects.count()})
-
-
-class GroupSerializer(serializers.ModelSerializer):
-    class Meta:
-        model = Group
-        fields = ["name"]
-
-
-class UserSerializer(serializers.ModelSerializer):
-    groups = GroupSerializer(many=True)
-
-    class Meta:
-        model = User
-        fields = ["username", "groups"]
 
 
 class UserList(ListAPIView):
