@@ -21,6 +21,7 @@ observability_overhead.py sees under gunicorn).
                                                [--gap-ms 3]
     .venv/bin/python bench/access_line_cost.py --profile context [--calls 5000]
     .venv/bin/python bench/access_line_cost.py --instructions [--calls 1000] [--view pid|rows]
+                                               [--variants bare context ...]
 
 `--profile VARIANT` runs cProfile over that handler instead and prints the top functions
 (cumulative and internal time). `--instructions` counts the CPU instructions per request of each
@@ -71,6 +72,9 @@ def parse_arguments():
     )
     parser.add_argument("--profile", choices=VARIANTS)
     parser.add_argument("--instructions", action="store_true")
+    parser.add_argument(
+        "--variants", nargs="+", choices=VARIANTS, default=VARIANTS, help="with --instructions"
+    )
     parser.add_argument("--serve", choices=VARIANTS, help=argparse.SUPPRESS)
     return parser.parse_args()
 
@@ -225,13 +229,13 @@ def instructions_of(variant, view, calls):
     return int(found.group(1).replace(",", ""))
 
 
-def count_instructions(view, calls):
+def count_instructions(view, calls, variants):
     if shutil.which("valgrind") is None:
         raise SystemExit("--instructions needs valgrind (apt-get install -y valgrind)")
     print(f"GET /bench/{view}: instructions per request ({calls} requests after a warm-up)")
     print(f"  {'variant':<12} {'instructions':>13} {'extra':>9}")
     counts = {}
-    for variant in VARIANTS:
+    for variant in dict.fromkeys(("bare", *variants)):
         extra = instructions_of(variant, view, calls) - instructions_of(variant, view, 0)
         counts[variant] = extra / calls
         print(
@@ -248,7 +252,7 @@ def serve(handler, path, calls):
 def main():
     arguments = parse_arguments()
     if arguments.instructions:
-        count_instructions(arguments.view, arguments.calls)
+        count_instructions(arguments.view, arguments.calls, arguments.variants)
         return
     with tempfile.TemporaryDirectory(prefix="access-line-cost-") as directory:
         set_up_environment(Path(directory))

@@ -11,13 +11,15 @@ exception is rendered, so secrets in messages, fields and tracebacks never reach
 The access line, written on every request, takes a shorter road to the same handlers (`emit`):
 the processors structlog's logger would run, one LogRecord handed to the stdlib logger (so every
 handler, filter and level applies), and each output format rendered once per line however many
-handlers use it.
+handlers use it. `emit` comes in two halves, so that the request context can be taken while the
+request is served (`with_context`) and the line written after the response is sent (`write`).
 """
 
 import json
 import logging
 import os
 
+import orjson
 import structlog
 
 from apps.observability.redaction import redact_event_dict
@@ -46,14 +48,16 @@ def add_request_context(logger, method_name, event_dict):
     return event_dict
 
 
+# What is known only while the request is being served: taken when the line is made.
+CONTEXT_PROCESSORS = [structlog.contextvars.merge_contextvars, add_request_context]
 SHARED_PROCESSORS = [
-    structlog.contextvars.merge_contextvars,
-    add_request_context,
+    *CONTEXT_PROCESSORS,
     structlog.stdlib.add_log_level,
     structlog.stdlib.add_logger_name,
     structlog.processors.TimeStamper(fmt="iso", utc=True),
     add_process_id,
 ]
+LINE_PROCESSORS = SHARED_PROCESSORS[len(CONTEXT_PROCESSORS) :]
 
 
 def configure_structlog():
@@ -85,8 +89,24 @@ def emit(logger, level, event_dict):
     lookup (findCaller) and the record copy of ProcessorFormatter. The caller checks the level:
     `logger.isEnabledFor(level)` before building the event.
     """
-    method_name = _METHOD_NAMES.get(level, "error" if level < logging.CRITICAL else "critical")
-    for processor in SHARED_PROCESSORS:
+    write(logger, level, with_context(logger, level, event_dict))
+
+
+def with_context(logger, level, event_dict):
+    """`event_dict` with the request context of the moment: the first half of `emit`.
+
+    `write` can then log it later, outside the request (the access line, after the response).
+    """
+    method_name = _method_name(level)
+    for processor in CONTEXT_PROCESSORS:
+        event_dict = processor(logger, method_name, event_dict)
+    return event_dict
+
+
+def write(logger, level, event_dict):
+    """The second half of `emit`: level, logger name, time and pid, then the record."""
+    method_name = _method_name(level)
+    for processor in LINE_PROCESSORS:
         event_dict = processor(logger, method_name, event_dict)
     record = logger.makeRecord(
         logger.name,
@@ -99,6 +119,10 @@ def emit(logger, level, event_dict):
         extra={"_logger": logger, "_name": method_name, RENDERED_ATTRIBUTE: {}},
     )
     logger.handle(record)
+
+
+def _method_name(level):
+    return _METHOD_NAMES.get(level, "error" if level < logging.CRITICAL else "critical")
 
 
 class StructuredFormatter(structlog.stdlib.ProcessorFormatter):
@@ -127,29 +151,30 @@ class StructuredFormatter(structlog.stdlib.ProcessorFormatter):
         return text
 
 
-class ReusedJSONEncoder:
-    """json.dumps for structlog's JSONRenderer, with one encoder for all lines.
+COMPACT_SEPARATORS = (",", ":")
 
-    JSONRenderer passes `default` on every call, so json.dumps builds a new JSONEncoder each time:
-    almost half of the JSON rendering of an access line. The output is json.dumps' own.
+
+def json_dumps(value, default=None, **options):
+    """The event as a JSON line: orjson's, or json.dumps' when orjson cannot render it exactly.
+
+    orjson renders an access line in a sixth of json.dumps' time, compact and in UTF-8. A line with
+    non-ASCII text, an integer beyond 64 bits or a type orjson refuses goes through json.dumps,
+    just as compact, so every line is ASCII (other characters escaped) whichever renders it.
     """
-
-    def __init__(self):
-        self._options = None
-        self._encoder = None
-
-    def __call__(self, value, **options):
-        if options != self._options:
-            self._encoder = json.JSONEncoder(**options)
-            self._options = options
-        return self._encoder.encode(value)
+    try:
+        text = orjson.dumps(value, default=default, option=orjson.OPT_NON_STR_KEYS)
+    except orjson.JSONEncodeError:
+        text = None
+    if text is None or not text.isascii():
+        return json.dumps(value, default=default, separators=COMPACT_SEPARATORS, **options)
+    return text.decode("ascii")
 
 
 def structured_formatter(log_format="json"):
     """Formatter factory referenced from settings.LOGGING ("()" key)."""
     configure_structlog()
     if log_format == "json":
-        renderer = structlog.processors.JSONRenderer(serializer=ReusedJSONEncoder())
+        renderer = structlog.processors.JSONRenderer(serializer=json_dumps)
     else:
         renderer = structlog.dev.ConsoleRenderer(colors=False)
     return StructuredFormatter(

@@ -15,6 +15,7 @@ A secret with no recognisable shape in free text (say, a bare password in an exc
 cannot be told from other words: code must not put one there.
 """
 
+import functools
 import re
 
 REDACTED = "[REDACTED]"
@@ -50,6 +51,11 @@ _MAYBE_SECRET_LOWER_ASCII = re.compile(rf"{_SENSITIVE_WORDS}|bearer|://|\.[a-z0-
 _SENSITIVE_KEY_CACHE_SIZE = 4096
 _SENSITIVE_KEY_CACHE_MAX_LENGTH = 100
 _sensitive_keys = {}
+# Short strings repeat from line to line (route, method, level, logger name, event): their
+# redacted form is remembered, least recently used first out. Unique ones (timestamps, request
+# ids) pass through the cache and out again without displacing the repeated ones for long.
+_REDACTED_TEXT_CACHE_SIZE = 4096
+_REDACTED_TEXT_CACHE_MAX_LENGTH = 200
 
 _MAX_DEPTH = 20
 _PRIMITIVES = (int, float, bool, type(None))
@@ -90,12 +96,23 @@ def _replace_pair_value(match):
 
 def redact_text(text):
     """`text` with every recognisable secret replaced by [REDACTED]."""
-    if not text or not _may_hold_secret(text):
+    if not text:
+        return text
+    if len(text) <= _REDACTED_TEXT_CACHE_MAX_LENGTH:
+        return _redact_short_text(text)
+    return _redact_text(text)
+
+
+def _redact_text(text):
+    if not _may_hold_secret(text):
         return text
     text = _URL_PASSWORD.sub(rf"\g<head>{REDACTED}", text)
     text = _BEARER.sub(rf"\g<scheme> {REDACTED}", text)
     text = _API_KEY.sub(rf"\g<prefix>.{REDACTED}", text)
     return _SENSITIVE_PAIR.sub(_replace_pair_value, text)
+
+
+_redact_short_text = functools.lru_cache(maxsize=_REDACTED_TEXT_CACHE_SIZE)(_redact_text)
 
 
 def _redact_value(value, depth, stringify):

@@ -12,11 +12,14 @@ RequestContextMiddleware sits right after the probes (settings.MIDDLEWARE):
 
 It replaces gunicorn's access log (gunicorn.conf.py) and Django's `django.request` lines for the
 requests it sees (apps.observability.logging.SkipRequestsWithAccessLine): one line per request.
-Probes are answered before it, static files are not logged. The line is written through
-apps.observability.logging.emit: the same line and handlers as a structlog logger, at a fraction
-of the cost, and not built at all when the level filters it out.
+Probes are answered before it, static files are not logged. The line is made when the response
+leaves the middleware (with the request context of that moment) and written when the server
+closes the response, after sending it, as gunicorn writes its own access log; it goes through
+apps.observability.logging.with_context and write: the same line and handlers as a structlog
+logger, at a fraction of the cost, and not built at all when the level filters it out.
 """
 
+import functools
 import logging
 import re
 import time
@@ -26,7 +29,7 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
 
 from apps.observability import request_context, sentry
-from apps.observability.logging import emit
+from apps.observability.logging import with_context, write
 
 ACCESS_LOGGER_NAME = sentry.ACCESS_LOGGER_NAME
 access_logger = logging.getLogger(ACCESS_LOGGER_NAME)
@@ -135,7 +138,11 @@ class RequestContextMiddleware:
         response[request_context.REQUEST_ID_HEADER] = state.request_id
         if request.has_access_line:
             try:
-                self.log_access(request, response, state)
+                line = self.access_line(request, response, state)
+                if line is not None:
+                    # Written once the server has sent the response and closes it, as gunicorn
+                    # writes its own access log: the line's cost is not part of the latency.
+                    response._resource_closers.append(functools.partial(write_access_line, *line))
             except Exception:
                 # Logging must never turn a served request into an error.
                 access_logger.exception("access line failed")
@@ -144,7 +151,8 @@ class RequestContextMiddleware:
         request_context.exit_request(token)
         structlog.contextvars.clear_contextvars()
 
-    def log_access(self, request, response, state):
+    def access_line(self, request, response, state):
+        """(level, event with the request context) of the request's access line, or None."""
         duration = time.perf_counter() - state.started
         status = response.status_code
         slow = duration >= self.slow_request_seconds
@@ -155,7 +163,7 @@ class RequestContextMiddleware:
         else:
             level = logging.INFO
         if not access_logger.isEnabledFor(level):
-            return
+            return None
         queries = state.queries
         fields = {
             "path": request.path,
@@ -171,4 +179,14 @@ class RequestContextMiddleware:
         if status >= 500 and state.exception is not None:
             fields["exc_info"] = state.exception
         fields["event"] = "request"
-        emit(access_logger, level, fields)
+        return level, with_context(access_logger, level, fields)
+
+
+def write_access_line(level, event_dict):
+    try:
+        write(access_logger, level, event_dict)
+    except Exception:
+        # After the response: nothing to protect but the next lines; say whose line was lost.
+        access_logger.exception(
+            "access line failed", extra={"request_id": event_dict.get("request_id")}
+        )

@@ -8,10 +8,12 @@ import logging.handlers
 import pytest
 import structlog
 from django.contrib.auth import get_user_model
-from django.test import Client
+from django.http import JsonResponse
+from django.test import Client, RequestFactory
 
-from apps.observability.logging import ReusedJSONEncoder, emit, structured_formatter
-from apps.observability.request_logging import query_fingerprint
+from apps.observability import request_logging
+from apps.observability.logging import emit, json_dumps, structured_formatter
+from apps.observability.request_logging import RequestContextMiddleware, query_fingerprint
 from apps.tenants.models import Organization, OrganizationAPIKey
 from tests.observability import canaries
 from tests.observability.logging_capture import (
@@ -320,6 +322,55 @@ def test_the_access_line_follows_its_logger_level(client):
     assert [line["status"] for line in access_lines(failed)] == [503]
 
 
+def serve_without_closing(path, **headers):
+    """What the middleware returns before a server has sent and closed the response."""
+    middleware = RequestContextMiddleware(lambda request: JsonResponse({"ok": True}))
+    return middleware(RequestFactory().get(path, headers=headers))
+
+
+# Closing sends request_finished, which closes the database connections.
+@pytest.mark.django_db
+def test_the_access_line_is_written_when_the_server_closes_the_response():
+    with captured_console() as console:
+        response = serve_without_closing("/logging-test/items/1/", x_request_id="closing-1")
+        lines_before_close = access_lines(json_lines(console.getvalue()))
+        response.close()
+
+    assert lines_before_close == []
+    line = only_access_line(json_lines(console.getvalue()))
+    assert (line["request_id"], line["status"], line["path"]) == (
+        "closing-1",
+        200,
+        "/logging-test/items/1/",
+    )
+
+
+def test_the_access_line_keeps_the_context_the_view_bound_after_the_request_ends(client):
+    _, lines = get_lines(client, "/logging-test/bind/")
+
+    line = only_access_line(lines)
+    assert line["leaked_from_previous_request"] is True
+    assert structlog.contextvars.get_contextvars() == {}
+
+
+@pytest.mark.django_db
+def test_a_failure_to_write_the_access_line_is_logged_and_the_next_line_is_written(monkeypatch):
+    def failing_write(logger, level, event_dict):
+        raise OSError("disk full")
+
+    with captured_console() as console:
+        with monkeypatch.context() as patch:
+            patch.setattr(request_logging, "write", failing_write)
+            serve_without_closing("/logging-test/items/1/", x_request_id="failing-1").close()
+        serve_without_closing("/logging-test/items/2/").close()
+
+    failure, line = access_lines(json_lines(console.getvalue()))
+    assert (failure["event"], failure["level"]) == ("access line failed", "error")
+    assert failure["request_id"] == "failing-1"
+    assert "disk full" in failure["exception"]
+    assert (line["event"], line["path"]) == ("request", "/logging-test/items/2/")
+
+
 EVENT_WITH_A_SECRET = {"path": "/x/", "status": 200, "db_password": "p4ss-in-field", "n": [1, 2]}
 
 
@@ -365,16 +416,27 @@ def test_an_emitted_line_is_rendered_as_processor_formatter_renders_it(log_forma
     assert formatter.format(record) == text  # rendered once, the same every time
 
 
-def test_the_reused_json_encoder_writes_what_json_dumps_writes():
-    dumps = ReusedJSONEncoder()
-    values = [
-        {"event": "é ✓", "n": 1.5, "nested": [1, None, True, {"a": "b"}], "object": object()},
-        {"status": 200},
-    ]
+JSON_VALUES = [
+    {"event": "request", "n": 1.5, "nested": [1, None, True, {"a": "b"}], "status": 200},
+    {"event": "é ✓ \u2028", "quote": 'say "hi"\n'},
+    {"big": 2**70, "negative": -(2**65)},
+    {1: "integer key", "object": object()},
+]
 
-    for value in values * 2:
-        assert dumps(value, default=repr) == json.dumps(value, default=repr)
-    assert dumps(values[0], default=str) == json.dumps(values[0], default=str)
+
+@pytest.mark.parametrize("value", JSON_VALUES, ids=["ascii", "non-ascii", "big-ints", "odd-types"])
+def test_json_lines_decode_to_what_json_dumps_would_write(value):
+    text = json_dumps(value, default=repr)
+
+    assert json.loads(text) == json.loads(json.dumps(value, default=repr))
+
+
+@pytest.mark.parametrize("value", JSON_VALUES, ids=["ascii", "non-ascii", "big-ints", "odd-types"])
+def test_json_lines_are_compact_ascii_whichever_encoder_renders_them(value):
+    text = json_dumps(value, default=repr)
+
+    assert text.isascii()
+    assert text == json.dumps(json.loads(text), separators=(",", ":"))
 
 
 def test_log_file_is_a_watched_file_of_json_lines(tmp_path):

@@ -3,7 +3,7 @@
 import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import connection
+from django.db import DatabaseError, connection, transaction
 from django.test import Client, override_settings
 from django.urls import include, path
 from prometheus_client.parser import text_string_to_metric_families
@@ -180,6 +180,41 @@ def test_database_metrics_come_from_the_django_prometheus_backend(client):
 
     assert delta("django_db_execute_total") == 3
     assert delta("django_db_query_duration_seconds_count") == 3
+
+
+def test_a_failing_statement_is_counted_as_a_database_error_by_type(client):
+    before = scrape(client)
+    with pytest.raises(DatabaseError), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT * FROM no_such_table_for_metrics")
+    after = scrape(client)
+
+    def delta(name, **labels):
+        return sample_value(after, name, alias="default", **labels) - sample_value(
+            before, name, alias="default", **labels
+        )
+
+    # The driver's own exception, below Django's wrapping of it.
+    error_type = "UndefinedTable" if connection.vendor == "postgresql" else "OperationalError"
+    assert delta("django_db_errors_total", type=error_type) == 1
+
+
+def test_executemany_counts_each_parameter_set_as_a_statement(client):
+    table = connection.ops.quote_name(get_user_model()._meta.db_table)
+    before = scrape(client)
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            f"UPDATE {table} SET is_active = is_active WHERE id = %s", [(1,), (2,), (3,)]
+        )
+    after = scrape(client)
+
+    def delta(name):
+        return sample_value(after, name, alias="default") - sample_value(
+            before, name, alias="default"
+        )
+
+    assert delta("django_db_execute_total") == 3
+    assert delta("django_db_execute_many_total") == 3
+    assert delta("django_db_query_duration_seconds_count") == 1
 
 
 @pytest.mark.django_db(transaction=True)
