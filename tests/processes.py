@@ -65,6 +65,71 @@ def _run_python_process(arguments, environment, timeout):
     )
 
 
+def run_python_concurrently(code, argument_lists, environment, timeout=120):
+    """`python -c code` once per entry of `argument_lists` (its command-line arguments), all
+    started at once in the project directory; returns each one's CompletedProcess, in order.
+
+    Each is waited for up to `timeout` seconds; when one outstays it, every child still running
+    is killed and TimeoutExpired raised.
+    """
+    children = [
+        subprocess.Popen(
+            [PYTHON, "-c", code, *(str(argument) for argument in arguments)],
+            cwd=PROJECT_DIR,
+            env=environment,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for arguments in argument_lists
+    ]
+    completed = []
+    try:
+        for child in children:
+            stdout, stderr = child.communicate(timeout=timeout)
+            completed.append(
+                subprocess.CompletedProcess(child.args, child.returncode, stdout, stderr)
+            )
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.kill()
+                child.communicate()
+    return completed
+
+
+def script_environment(database_url):
+    """The environment of a script that sets Django up itself, in test mode on `database_url`,
+    outside gunicorn's Prometheus multiprocess mode."""
+    return project_environment(
+        DJANGO_ENV="test",
+        DJANGO_SETTINGS_MODULE="project.settings",
+        DATABASE_URL=database_url,
+        PROMETHEUS_MULTIPROC_DIR=None,
+    )
+
+
+def postgres_parameters(settings_dict):
+    """psycopg's connection parameters for the server of a PostgreSQL DATABASES entry."""
+    return {
+        "host": settings_dict["HOST"] or "127.0.0.1",
+        "port": settings_dict["PORT"] or 5432,
+        "user": settings_dict["USER"] or "postgres",
+        "password": settings_dict["PASSWORD"] or None,
+    }
+
+
+def postgres_url(settings_dict, name=None):
+    """The DATABASE_URL of database `name` (the entry's own by default) on the server of a
+    PostgreSQL DATABASES entry, for a child process to reach the database the test uses."""
+    parameters = postgres_parameters(settings_dict)
+    password = f":{parameters['password']}" if parameters["password"] else ""
+    host, port = parameters["host"], parameters["port"]
+    return (
+        f"postgres://{parameters['user']}{password}@{host}:{port}/{name or settings_dict['NAME']}"
+    )
+
+
 def free_port():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -15,6 +15,9 @@ not started again, so a hanging dependency costs one thread per check, not one p
 A check that touches the ORM in its thread closes that thread's connection in `finally`: with
 the psycopg pool an unclosed connection never returns to the pool, and after `DB_POOL_MAX_SIZE`
 probes every query of the worker would wait for one.
+
+A check's failure is logged when it starts and its recovery when it ends (CheckOutcomeLog), not
+on every probe: the kubelet probes every few seconds in every pod for as long as an outage lasts.
 """
 
 import asyncio
@@ -357,10 +360,39 @@ def _start(check):
     return future
 
 
-def _log_failure(check, message):
-    # A degraded optional dependency is logged once per probe for as long as it lasts.
-    level = logging.WARNING if check.required else logging.INFO
-    logger.log(level, "health check %s: %s", check.name, message)
+class CheckOutcomeLog:
+    """Logs a check's outcome when it changes in this process, not on every probe.
+
+    When a check starts failing: WARNING with its message (INFO for an optional check, which
+    only degrades the service), or ERROR with the traceback when it raised something unexpected.
+    When it passes again: INFO, with the message it failed with. The same approach as the probe
+    middleware's ReadinessLog, per check; the message is not part of the state, because some
+    change on every probe (a replica's lag, the pool's figures while a check times out).
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._failing = {}  # check name -> the message it started failing with
+
+    def observe(self, check, result, error=None):
+        failing = result.status in (FAILING, DEGRADED)
+        with self._lock:
+            previous = self._failing.get(check.name)
+            if failing:
+                self._failing.setdefault(check.name, result.message)
+            else:
+                self._failing.pop(check.name, None)
+        if failing and previous is None:
+            if error is None or isinstance(error, HealthCheckException):
+                level = logging.WARNING if check.required else logging.INFO
+                logger.log(level, "health check %s: %s", check.name, result.message)
+            else:
+                logger.error("health check %s raised", check.name, exc_info=error)
+        elif not failing and previous is not None:
+            logger.info("health check %s: passes again (was: %s)", check.name, previous)
+
+
+outcome_log = CheckOutcomeLog()
 
 
 def _result(check, outcome):
@@ -372,9 +404,7 @@ def _result(check, outcome):
     if isinstance(outcome.error, ServiceWarning):
         return CheckResult(check.name, WARNING, outcome.error.message, time_ms)
     if isinstance(outcome.error, HealthCheckException):
-        _log_failure(check, outcome.error.message)
         return CheckResult(check.name, failed_status, outcome.error.message, time_ms)
-    logger.error("health check %s raised", check.name, exc_info=outcome.error)
     return CheckResult(
         check.name, failed_status, f"unexpected error ({type(outcome.error).__name__})", time_ms
     )
@@ -395,10 +425,11 @@ def run_checks(checks, timeout=None):
             status = FAILING if check.required else DEGRADED
             describe_delay = getattr(check, "describe_delay", lambda: "")
             message = f"timed out after {timeout:g} s{describe_delay()}"
-            _log_failure(check, message)
-            results.append(CheckResult(check.name, status, message, waited_ms))
+            result, error = CheckResult(check.name, status, message, waited_ms), None
         else:
-            results.append(_result(check, outcome))
+            result, error = _result(check, outcome), outcome.error
+        outcome_log.observe(check, result, error)
+        results.append(result)
     return results
 
 

@@ -11,7 +11,9 @@ TELEMETRY_FLUSH_SECONDS), so the requests this worker has just served are on it;
 processes' requests appear once their flusher has run.
 """
 
+import dataclasses
 import functools
+from collections.abc import Callable
 from urllib.parse import urlencode
 
 import prometheus_client
@@ -201,87 +203,115 @@ def _totals(line):
     ]
 
 
+@dataclasses.dataclass(frozen=True)
+class LineChart:
+    """A time-series chart of a timeline. `title` is formatted with the subject, the bucket
+    (`per_bucket`) and the slow threshold (`slow_ms`); each series is a name and how its value
+    is read from a bucket's summary (with `window`, for per-minute figures)."""
+
+    title: str
+    series: tuple[tuple[str, Callable], ...]
+    value_format: Callable
+    axis_label: str
+    zero_is_data: bool = False
+    value_without_requests: float | None = None  # 0 draws the bucket on the axis, None leaves a gap
+
+
+def _requests_per_minute(summary, window):
+    return round(summary["requests"] / window.bucket_minutes, 2)
+
+
+def _percentile(name):
+    return lambda summary, window: summary["latency_ms"][name]
+
+
+def _share_chart(title, series_name, share, axis_label):
+    """A share of the requests, in percent: 0 % is a figure (no errors), not a lack of data."""
+    return LineChart(
+        title=title,
+        series=((series_name, lambda summary, window: round(100 * summary[share], 3)),),
+        value_format=charts.format_percent,
+        axis_label=axis_label,
+        zero_is_data=True,
+    )
+
+
+LINE_CHARTS = {
+    "requests": LineChart(
+        title="Requests per minute, {subject}, average {per_bucket}",
+        series=(("requests per minute", _requests_per_minute),),
+        value_format=charts.format_per_minute,
+        axis_label="requests per minute",
+        value_without_requests=0,
+    ),
+    "latency": LineChart(
+        title="Latency percentiles, {subject}, {per_bucket}",
+        series=tuple((name, _percentile(name)) for name in ("p50", "p95", "p99")),
+        value_format=charts.format_milliseconds,
+        axis_label="latency (ms)",
+    ),
+    "error_rate": _share_chart(
+        "Error rate (5xx share of requests), {subject}, {per_bucket}",
+        "5xx rate",
+        "error_rate",
+        "5xx (% of requests)",
+    ),
+    "slow_rate": _share_chart(
+        "Slow rate (≥ {slow_ms} ms), {subject}, {per_bucket}",
+        "slow rate",
+        "slow_rate",
+        "slow (% of requests)",
+    ),
+}
+STATUS_CLASSES = ("2xx", "3xx", "4xx", "5xx")
+
+
 def _charts(line, subject):
-    """The time-series charts of a timeline and its status mix."""
+    """The time-series charts of a timeline (LINE_CHARTS) and its status mix."""
     window = line.span.window
     zone = timezone.get_current_timezone()
     zone_name = timezone.get_current_timezone_name()
     times = [timezone.localtime(point.start, zone) for point in line.points]
-    time_format = TIME_FORMATS[window.key]
+    summaries = [point.summary if line.has_requests else None for point in line.points]
     empty = _no_traffic_message(window)
-    summaries = [point.summary for point in line.points]
-    if not line.has_requests:
-        summaries = [None] * len(summaries)
-    per_bucket = f"per {window.bucket_label} bucket"
-
-    def rate(summary, name):
-        return round(100 * summary[name], 3) if summary else None
-
-    common = {"times": times, "time_format": time_format, "time_zone_name": zone_name}
-    return {
-        "requests": charts.line_chart(
-            label=f"Requests per minute, {subject}, average {per_bucket}",
-            series=[
-                charts.Series(
-                    "requests per minute",
-                    [
-                        round(summary["requests"] / window.bucket_minutes, 2) if summary else 0
-                        for summary in summaries
-                    ],
-                )
-            ],
-            value_format=charts.format_per_minute,
-            axis_label="requests per minute",
-            empty_message=empty,
-            **common,
-        ),
-        "latency": charts.line_chart(
-            label=f"Latency percentiles, {subject}, {per_bucket}",
+    title_fields = {
+        "subject": subject,
+        "per_bucket": f"per {window.bucket_label} bucket",
+        "slow_ms": settings.LOG_SLOW_REQUEST_MS,
+    }
+    drawn = {
+        key: charts.line_chart(
+            label=chart.title.format(**title_fields),
+            times=times,
             series=[
                 charts.Series(
                     name,
-                    [summary["latency_ms"][name] if summary else None for summary in summaries],
+                    [
+                        value(summary, window) if summary else chart.value_without_requests
+                        for summary in summaries
+                    ],
                 )
-                for name in ("p50", "p95", "p99")
+                for name, value in chart.series
             ],
-            value_format=charts.format_milliseconds,
-            axis_label="latency (ms)",
+            value_format=chart.value_format,
+            axis_label=chart.axis_label,
+            time_format=TIME_FORMATS[window.key],
+            time_zone_name=zone_name,
             empty_message=empty,
-            **common,
-        ),
-        "error_rate": charts.line_chart(
-            label=f"Error rate (5xx share of requests), {subject}, {per_bucket}",
-            series=[
-                charts.Series("5xx rate", [rate(summary, "error_rate") for summary in summaries])
-            ],
-            value_format=charts.format_percent,
-            axis_label="5xx (% of requests)",
-            empty_message=empty,
-            zero_is_data=True,
-            **common,
-        ),
-        "slow_rate": charts.line_chart(
-            label=f"Slow rate (≥ {settings.LOG_SLOW_REQUEST_MS} ms), {subject}, {per_bucket}",
-            series=[
-                charts.Series("slow rate", [rate(summary, "slow_rate") for summary in summaries])
-            ],
-            value_format=charts.format_percent,
-            axis_label="slow (% of requests)",
-            empty_message=empty,
-            zero_is_data=True,
-            **common,
-        ),
-        "status": charts.bar_chart(
-            label=f"Status code mix, {subject}, last {window.label}",
-            bars=[
-                (status_class, line.totals["status"][status_class])
-                for status_class in ("2xx", "3xx", "4xx", "5xx")
-            ],
-            value_format=charts.format_count,
-            empty_message=empty,
-            classes=[f"ops-status-{status_class}" for status_class in ("2xx", "3xx", "4xx", "5xx")],
-        ),
+            zero_is_data=chart.zero_is_data,
+        )
+        for key, chart in LINE_CHARTS.items()
     }
+    drawn["status"] = charts.bar_chart(
+        label=f"Status code mix, {subject}, last {window.label}",
+        bars=[
+            (status_class, line.totals["status"][status_class]) for status_class in STATUS_CLASSES
+        ],
+        value_format=charts.format_count,
+        empty_message=empty,
+        classes=[f"ops-status-{status_class}" for status_class in STATUS_CLASSES],
+    )
+    return drawn
 
 
 def _route_url(route, method, window, refresh):

@@ -18,8 +18,9 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from django.contrib.auth import get_user_model
 
-from apps.observability import draining, health
+from apps.observability import draining, health, telemetry
 from tests.processes import (
     free_port,
     project_environment,
@@ -311,9 +312,28 @@ def sqlite_database_url(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def _fresh_health_state():
-    """Probes keep per-process state (draining flag, migrations seen applied); reset it."""
+    """Probes keep per-process state (draining flag, migrations seen applied, the checks'
+    outcomes logged); reset it."""
     draining._draining.clear()
     health._migrated_aliases.clear()
+    health.outcome_log = health.CheckOutcomeLog()
     yield
     draining._draining.clear()
     health._migrated_aliases.clear()
+
+
+@pytest.fixture
+def staff_client(client):
+    """The test client signed in as a staff member who is not a superuser (the ops pages)."""
+    staff = get_user_model().objects.create_user("ops", password="irrelevant", is_staff=True)
+    client.force_login(staff)
+    return client
+
+
+@pytest.fixture
+def empty_telemetry_buffer():
+    """The test client's own requests are recorded in this process's telemetry buffer; a test
+    that counts requests starts and ends with it empty."""
+    telemetry.aggregator.take()
+    yield
+    telemetry.aggregator.take()

@@ -1,6 +1,7 @@
 """The check runner and each check, in this process."""
 
 import dataclasses
+import logging
 import threading
 
 import pytest
@@ -212,3 +213,113 @@ def test_the_memory_check_warns_above_its_threshold():
         pytest.skip("no /proc/meminfo or cgroup memory files here")
 
     assert only_result([health.MemoryCheck(max_usage_percent=0)]).status == health.WARNING
+
+
+# --- What the checks log --------------------------------------------------------------------------
+
+DATABASE_DOWN = ServiceUnavailable("connection refused")
+
+
+@pytest.fixture
+def health_log(caplog):
+    """(level, message) of each line the health checks log from here on."""
+    caplog.set_level(logging.INFO, logger=health.logger.name)
+
+    def lines():
+        return [
+            (record.levelname, record.getMessage())
+            for record in caplog.records
+            if record.name == health.logger.name
+        ]
+
+    return lines
+
+
+def probe(*checks):
+    for check in checks:
+        health.run_checks([check])
+
+
+def test_a_check_failing_probe_after_probe_is_logged_once_as_a_warning(health_log):
+    probe(
+        StubCheck(name="database", error=DATABASE_DOWN),
+        StubCheck(name="database", error=DATABASE_DOWN),
+    )
+
+    assert health_log() == [("WARNING", "health check database: connection refused")]
+
+
+def test_a_check_that_passes_again_is_logged_once_at_info(health_log):
+    failing = StubCheck(name="database", error=DATABASE_DOWN)
+    passing = StubCheck(name="database")
+
+    probe(failing, failing, passing, passing)
+
+    assert health_log() == [
+        ("WARNING", "health check database: connection refused"),
+        ("INFO", "health check database: passes again (was: connection refused)"),
+    ]
+
+
+def test_a_check_that_passes_from_the_start_logs_nothing(health_log):
+    probe(StubCheck(name="database"), StubCheck(name="database"))
+
+    assert health_log() == []
+
+
+def test_a_failing_optional_check_is_logged_once_at_info(health_log):
+    cache_down = StubCheck(name="cache", error=ServiceUnavailable("unreachable"), required=False)
+
+    probe(cache_down, cache_down)
+
+    assert health_log() == [("INFO", "health check cache: unreachable")]
+
+
+def test_each_check_is_logged_on_its_own(health_log):
+    database_down = StubCheck(name="database", error=DATABASE_DOWN)
+    cache_down = StubCheck(name="cache", error=ServiceUnavailable("unreachable"), required=False)
+
+    probe(database_down, cache_down, database_down, cache_down, StubCheck(name="cache"))
+
+    assert health_log() == [
+        ("WARNING", "health check database: connection refused"),
+        ("INFO", "health check cache: unreachable"),
+        ("INFO", "health check cache: passes again (was: unreachable)"),
+    ]
+
+
+def test_an_unexpected_exception_is_logged_once_with_its_traceback(health_log, caplog):
+    broken = StubCheck(name="database", error=RuntimeError("bug"))
+
+    probe(broken, broken)
+
+    assert health_log() == [("ERROR", "health check database raised")]
+    (record,) = [record for record in caplog.records if record.name == health.logger.name]
+    assert record.exc_info[1] is broken.error
+
+
+def test_a_check_that_keeps_timing_out_is_logged_once(health_log, blocking_check):
+    health.run_checks([blocking_check], timeout=0.05)
+    health.run_checks([blocking_check], timeout=0.05)
+
+    assert health_log() == [
+        ("WARNING", f"health check {blocking_check.name}: timed out after 0.05 s")
+    ]
+
+
+def test_probes_at_the_same_time_log_a_failure_once(health_log):
+    check = StubCheck(name="database", error=DATABASE_DOWN)
+    result = health.CheckResult("database", health.FAILING, "connection refused", 1.0)
+    start = threading.Barrier(8)
+
+    def observe():
+        start.wait()
+        health.outcome_log.observe(check, result)
+
+    threads = [threading.Thread(target=observe) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert health_log() == [("WARNING", "health check database: connection refused")]

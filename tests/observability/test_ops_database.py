@@ -11,34 +11,22 @@ import threading
 
 import psycopg
 import pytest
-from django.contrib.auth import get_user_model
 from django.db import connection
 
-from apps.observability import telemetry
 from apps.observability.models import RequestMinute
 from tests.observability.conftest import wait_until
 
-pytestmark = [pytest.mark.django_db, pytest.mark.no_nplusone]
+pytestmark = [
+    pytest.mark.django_db,
+    pytest.mark.no_nplusone,
+    pytest.mark.usefixtures("empty_telemetry_buffer"),
+]
 
 on_postgresql = pytest.mark.skipif(
     connection.vendor != "postgresql", reason="a PostgreSQL section (set DATABASE_URL)"
 )
 on_sqlite = pytest.mark.skipif(connection.vendor != "sqlite", reason="a SQLite section")
 MINUTE = dt.datetime(2026, 11, 27, 8, 0, tzinfo=dt.UTC)
-
-
-@pytest.fixture(autouse=True)
-def empty_buffer():
-    telemetry.aggregator.take()
-    yield
-    telemetry.aggregator.take()
-
-
-@pytest.fixture
-def staff_client(client):
-    staff = get_user_model().objects.create_user("ops", password="irrelevant", is_staff=True)
-    client.force_login(staff)
-    return client
 
 
 def database_page(client, path="/admin/ops/database/"):

@@ -9,7 +9,6 @@ import collections
 import os
 import signal
 import sqlite3
-import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -22,12 +21,14 @@ from psycopg import sql
 from apps.observability import telemetry
 from tests.observability.conftest import wait_until
 from tests.processes import (
-    PROJECT_DIR,
-    PYTHON,
     free_port,
+    postgres_parameters,
+    postgres_url,
     project_environment,
     run_manage,
+    run_python_concurrently,
     running_gunicorn,
+    script_environment,
 )
 
 METRICS_TOKEN = "gunicorn-telemetry-token-3f9a"
@@ -49,22 +50,6 @@ def gunicorn(environment, log_path, *arguments):
     )
 
 
-def postgres_parameters():
-    settings = connection.settings_dict
-    return {
-        "host": settings["HOST"] or "127.0.0.1",
-        "port": settings["PORT"] or 5432,
-        "user": settings["USER"] or "postgres",
-        "password": settings["PASSWORD"] or None,
-    }
-
-
-def postgres_url(name):
-    parameters = postgres_parameters()
-    password = f":{parameters['password']}" if parameters["password"] else ""
-    return f"postgres://{parameters['user']}{password}@{parameters['host']}:{parameters['port']}/{name}"
-
-
 @pytest.fixture
 def server_database(tmp_path):
     """(DATABASE_URL, function returning the RequestMinute totals) for a fresh database."""
@@ -78,7 +63,7 @@ def server_database(tmp_path):
         yield f"sqlite:///{path}", totals
         return
     name = f"orders_telemetry_gunicorn_{os.getpid()}"
-    parameters = postgres_parameters()
+    parameters = postgres_parameters(connection.settings_dict)
     with psycopg.connect(dbname="postgres", autocommit=True, **parameters) as admin:
         admin.execute(
             sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
@@ -90,7 +75,7 @@ def server_database(tmp_path):
             return read_totals(database.execute(TOTALS_QUERY).fetchone())
 
     try:
-        yield postgres_url(name), totals
+        yield postgres_url(connection.settings_dict, name), totals
     finally:
         with psycopg.connect(dbname="postgres", autocommit=True, **parameters) as admin:
             admin.execute(
@@ -263,28 +248,14 @@ def test_concurrent_flushes_from_several_processes_lose_nothing():
 
     processes, rounds, per_round = 4, 30, 20
     minute = (int(time.time()) // 60) * 60
-    environment = project_environment(
-        DJANGO_ENV="test",
-        DJANGO_SETTINGS_MODULE="project.settings",
-        DATABASE_URL=postgres_url(connection.settings_dict["NAME"]),
-        PROMETHEUS_MULTIPROC_DIR=None,
+    children = run_python_concurrently(
+        CONCURRENT_FLUSHER.format(minute=minute, rounds=rounds, per_round=per_round),
+        [()] * processes,
+        script_environment(postgres_url(connection.settings_dict)),
     )
-    code = CONCURRENT_FLUSHER.format(minute=minute, rounds=rounds, per_round=per_round)
-    children = [
-        subprocess.Popen(
-            [PYTHON, "-c", code],
-            cwd=PROJECT_DIR,
-            env=environment,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(processes)
-    ]
-    outputs = [child.communicate(timeout=120) for child in children]
-    for child, (stdout, stderr) in zip(children, outputs, strict=True):
-        assert child.returncode == 0, stderr[-3000:]
-        assert "done" in stdout
+    for child in children:
+        assert child.returncode == 0, child.stderr[-3000:]
+        assert "done" in child.stdout
 
     row = RequestMinute.objects.get(route="/concurrent/")
     expected = processes * rounds * per_round
