@@ -11,8 +11,7 @@ exception is rendered, so secrets in messages, fields and tracebacks never reach
 The access line, written on every request, takes a shorter road to the same handlers (`emit`):
 the processors structlog's logger would run, one LogRecord handed to the stdlib logger (so every
 handler, filter and level applies), and each output format rendered once per line however many
-handlers use it. `emit` comes in two halves, so that the request context can be taken while the
-request is served (`with_context`) and the line written after the response is sent (`write`).
+handlers use it.
 """
 
 import json
@@ -48,16 +47,14 @@ def add_request_context(logger, method_name, event_dict):
     return event_dict
 
 
-# What is known only while the request is being served: taken when the line is made.
-CONTEXT_PROCESSORS = [structlog.contextvars.merge_contextvars, add_request_context]
 SHARED_PROCESSORS = [
-    *CONTEXT_PROCESSORS,
+    structlog.contextvars.merge_contextvars,
+    add_request_context,
     structlog.stdlib.add_log_level,
     structlog.stdlib.add_logger_name,
     structlog.processors.TimeStamper(fmt="iso", utc=True),
     add_process_id,
 ]
-LINE_PROCESSORS = SHARED_PROCESSORS[len(CONTEXT_PROCESSORS) :]
 
 
 def configure_structlog():
@@ -89,24 +86,8 @@ def emit(logger, level, event_dict):
     lookup (findCaller) and the record copy of ProcessorFormatter. The caller checks the level:
     `logger.isEnabledFor(level)` before building the event.
     """
-    write(logger, level, with_context(logger, level, event_dict))
-
-
-def with_context(logger, level, event_dict):
-    """`event_dict` with the request context of the moment: the first half of `emit`.
-
-    `write` can then log it later, outside the request (the access line, after the response).
-    """
-    method_name = _method_name(level)
-    for processor in CONTEXT_PROCESSORS:
-        event_dict = processor(logger, method_name, event_dict)
-    return event_dict
-
-
-def write(logger, level, event_dict):
-    """The second half of `emit`: level, logger name, time and pid, then the record."""
-    method_name = _method_name(level)
-    for processor in LINE_PROCESSORS:
+    method_name = _METHOD_NAMES.get(level, "error" if level < logging.CRITICAL else "critical")
+    for processor in SHARED_PROCESSORS:
         event_dict = processor(logger, method_name, event_dict)
     record = logger.makeRecord(
         logger.name,
@@ -119,10 +100,6 @@ def write(logger, level, event_dict):
         extra={"_logger": logger, "_name": method_name, RENDERED_ATTRIBUTE: {}},
     )
     logger.handle(record)
-
-
-def _method_name(level):
-    return _METHOD_NAMES.get(level, "error" if level < logging.CRITICAL else "critical")
 
 
 class StructuredFormatter(structlog.stdlib.ProcessorFormatter):

@@ -12,14 +12,13 @@ RequestContextMiddleware sits right after the probes (settings.MIDDLEWARE):
 
 It replaces gunicorn's access log (gunicorn.conf.py) and Django's `django.request` lines for the
 requests it sees (apps.observability.logging.SkipRequestsWithAccessLine): one line per request.
-Probes are answered before it, static files are not logged. The line is made when the response
-leaves the middleware (with the request context of that moment) and written when the server
-closes the response, after sending it, as gunicorn writes its own access log; it goes through
-apps.observability.logging.with_context and write: the same line and handlers as a structlog
+Probes are answered before it, static files are not logged. The line is measured when the
+response leaves the middleware and written once the server has sent it and closes it, in the
+request's context (apps/observability/after_response.py), as gunicorn writes its own access log.
+It goes through apps.observability.logging.emit: the same line and handlers as a structlog
 logger, at a fraction of the cost, and not built at all when the level filters it out.
 """
 
-import functools
 import logging
 import re
 import time
@@ -29,7 +28,8 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
 
 from apps.observability import request_context, sentry
-from apps.observability.logging import with_context, write
+from apps.observability.after_response import call_after_response
+from apps.observability.logging import emit
 
 ACCESS_LOGGER_NAME = sentry.ACCESS_LOGGER_NAME
 access_logger = logging.getLogger(ACCESS_LOGGER_NAME)
@@ -140,9 +140,7 @@ class RequestContextMiddleware:
             try:
                 line = self.access_line(request, response, state)
                 if line is not None:
-                    # Written once the server has sent the response and closes it, as gunicorn
-                    # writes its own access log: the line's cost is not part of the latency.
-                    response._resource_closers.append(functools.partial(write_access_line, *line))
+                    call_after_response(response, "access line", emit, access_logger, *line)
             except Exception:
                 # Logging must never turn a served request into an error.
                 access_logger.exception("access line failed")
@@ -152,7 +150,7 @@ class RequestContextMiddleware:
         structlog.contextvars.clear_contextvars()
 
     def access_line(self, request, response, state):
-        """(level, event with the request context) of the request's access line, or None."""
+        """(level, event) of the request's access line, or None when its level is off."""
         duration = time.perf_counter() - state.started
         status = response.status_code
         slow = duration >= self.slow_request_seconds
@@ -179,14 +177,4 @@ class RequestContextMiddleware:
         if status >= 500 and state.exception is not None:
             fields["exc_info"] = state.exception
         fields["event"] = "request"
-        return level, with_context(access_logger, level, fields)
-
-
-def write_access_line(level, event_dict):
-    try:
-        write(access_logger, level, event_dict)
-    except Exception:
-        # After the response: nothing to protect but the next lines; say whose line was lost.
-        access_logger.exception(
-            "access line failed", extra={"request_id": event_dict.get("request_id")}
-        )
+        return level, fields

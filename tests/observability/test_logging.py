@@ -355,20 +355,21 @@ def test_the_access_line_keeps_the_context_the_view_bound_after_the_request_ends
 
 @pytest.mark.django_db
 def test_a_failure_to_write_the_access_line_is_logged_and_the_next_line_is_written(monkeypatch):
-    def failing_write(logger, level, event_dict):
+    def failing_emit(logger, level, event_dict):
         raise OSError("disk full")
 
     with captured_console() as console:
         with monkeypatch.context() as patch:
-            patch.setattr(request_logging, "write", failing_write)
+            patch.setattr(request_logging, "emit", failing_emit)
             serve_without_closing("/logging-test/items/1/", x_request_id="failing-1").close()
         serve_without_closing("/logging-test/items/2/").close()
 
-    failure, line = access_lines(json_lines(console.getvalue()))
-    assert (failure["event"], failure["level"]) == ("access line failed", "error")
+    lines = json_lines(console.getvalue())
+    (failure,) = [line for line in lines if line["event"] == "after_response_failed"]
+    assert (failure["level"], failure["work"]) == ("error", "access line")
     assert failure["request_id"] == "failing-1"
     assert "disk full" in failure["exception"]
-    assert (line["event"], line["path"]) == ("request", "/logging-test/items/2/")
+    assert only_access_line(lines)["path"] == "/logging-test/items/2/"
 
 
 EVENT_WITH_A_SECRET = {"path": "/x/", "status": 200, "db_password": "p4ss-in-field", "n": [1, 2]}
