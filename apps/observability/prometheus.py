@@ -19,13 +19,17 @@ counters (never incremented: both middleware stamp every request they see).
 
 The label children of a (view, method, status) are looked up once per process and kept. The
 latency by view is observed once per request, also when the view raised (django-prometheus
-observes such a request twice: in process_exception and again for the 500 response).
+observes such a request twice: in process_exception and again for the 500 response). Requests
+are counted as they come in; responses and latencies are measured as they go out and written to
+the multiprocess files once the response has been sent (apps/observability/after_response.py).
 """
 
 from django_prometheus import middleware
 from django_prometheus.conf import NAMESPACE, PROMETHEUS_LATENCY_BUCKETS
 from django_prometheus.utils import Time, TimeSince
 from prometheus_client import Counter, Histogram
+
+from apps.observability.after_response import call_after_response
 
 UNNAMED_VIEW = "<unnamed view>"
 
@@ -112,16 +116,33 @@ class RequestMetrics(middleware.Metrics):
         return series
 
 
+    def observe_response_out(self, latency):
+        self.responses_total.inc()
+        if latency is not None:
+            self.requests_latency_before.observe(latency)
+
+
+def observe_response(series, latency):
+    by_status, by_status_view_method, latency_by_view_method = series
+    by_status.inc()
+    by_status_view_method.inc()
+    if latency is not None:
+        latency_by_view_method.observe(latency)
+
+
+def time_since(request, attribute):
+    started = getattr(request, attribute, None)
+    return None if started is None else TimeSince(started)
+
+
 class PrometheusBeforeMiddleware(middleware.PrometheusBeforeMiddleware):
     """Starts the clock of the whole stack; counts requests in and responses out."""
 
     metrics_cls = RequestMetrics
 
     def process_response(self, request, response):
-        self.metrics.responses_total.inc()
-        started = getattr(request, "prometheus_before_middleware_event", None)
-        if started is not None:
-            self.metrics.requests_latency_before.observe(TimeSince(started))
+        latency = time_since(request, "prometheus_before_middleware_event")
+        call_after_response(response, "prometheus", self.metrics.observe_response_out, latency)
         return response
 
 
@@ -140,14 +161,11 @@ class PrometheusAfterMiddleware(middleware.PrometheusAfterMiddleware):
         return response
 
     def process_response(self, request, response):
-        by_status, by_status_view_method, latency = self.metrics.response_series(
+        series = self.metrics.response_series(
             self._get_view_name(request), self._method(request), response.status_code
         )
-        by_status.inc()
-        by_status_view_method.inc()
-        started = getattr(request, "prometheus_after_middleware_event", None)
-        if started is not None:
-            latency.observe(TimeSince(started))
+        latency = time_since(request, "prometheus_after_middleware_event")
+        call_after_response(response, "prometheus", observe_response, series, latency)
         return response
 
     def process_exception(self, request, exception):

@@ -4,8 +4,10 @@ Duration, status, route template, query count and time in the database. Queries 
 per request, by the request context (apps/observability/request_context.py: an execute wrapper
 on every connection), and so is the exception that turned a request into a 500; telemetry reads
 them there. Without RequestContextMiddleware in front of it, it enters the request context
-itself. Nothing here does I/O; the flusher writes. Probe, metrics, stats, static and silk paths
-are not counted. A failure here is logged and counted, and the response goes out unchanged.
+itself. Nothing here does I/O; the flusher writes. The request is measured on its way out and
+added to the aggregator once the response has been sent (apps/observability/after_response.py).
+Probe, metrics, stats, static and silk paths are not counted. A failure here is logged and
+counted, and the response goes out unchanged.
 """
 
 import time
@@ -13,6 +15,7 @@ import time
 from django.conf import settings
 
 from apps.observability import flusher, metrics, request_context, telemetry
+from apps.observability.after_response import call_after_response
 from apps.observability.logging import get_logger
 from apps.observability.request_context import request_identity
 
@@ -56,6 +59,23 @@ class TelemetryMiddleware:
             duration_ms = (time.perf_counter() - started) * 1000
             if token is not None:
                 request_context.exit_request(token)
+        call_after_response(
+            response,
+            "telemetry",
+            self.record_safely,
+            request,
+            response,
+            state,
+            started_at,
+            duration_ms,
+            queries.count - count_before,
+            (queries.seconds - seconds_before) * 1000,
+        )
+        return response
+
+    def record_safely(
+        self, request, response, state, started_at, duration_ms, query_count, db_time_ms
+    ):
         try:
             flusher.ensure_started()
             self.record(
@@ -64,13 +84,12 @@ class TelemetryMiddleware:
                 state,
                 started_at=started_at,
                 duration_ms=duration_ms,
-                query_count=queries.count - count_before,
-                db_time_ms=(queries.seconds - seconds_before) * 1000,
+                query_count=query_count,
+                db_time_ms=db_time_ms,
             )
         except Exception:
             metrics.TELEMETRY_RECORD_FAILURES.inc()
-            logger.exception("telemetry_record_failed", path=path)
-        return response
+            logger.exception("telemetry_record_failed", path=request.path_info)
 
     def record(self, request, response, state, *, started_at, duration_ms, query_count, db_time_ms):
         match = getattr(request, "resolver_match", None)
