@@ -21,14 +21,17 @@ observability_overhead.py sees under gunicorn).
                                                [--gap-ms 3]
     .venv/bin/python bench/access_line_cost.py --profile context [--calls 5000]
     .venv/bin/python bench/access_line_cost.py --instructions [--calls 1000] [--view pid|rows]
-                                               [--variants bare context ...]
+                                               [--variants bare context ...] [--unclosed]
 
 `--profile VARIANT` runs cProfile over that handler instead and prints the top functions
 (cumulative and internal time). `--instructions` counts the CPU instructions per request of each
 handler under valgrind (cachegrind without cache simulation; about a minute per variant): the
 same count on an idle or a busy machine, so small changes show. Each variant runs twice in a
 fresh process, warmed up with 300 requests, then with 0 and with `--calls` more requests; the
-difference divided by `--calls` is one request.
+difference divided by `--calls` is one request. Responses are closed as a WSGI server closes
+them, which is when the access line, the Prometheus response metrics and telemetry are written
+(apps/observability/after_response.py); with `--unclosed` they are not, and the count is what
+the client waits for.
 
 silk and the query inspector stay in every variant but sample nothing (SILK_SAMPLE_PERCENT=0,
 NPLUSONE_SAMPLE_RATE=0 unless set): one request in a hundred recorded by silk would swamp the
@@ -74,6 +77,11 @@ def parse_arguments():
     parser.add_argument("--instructions", action="store_true")
     parser.add_argument(
         "--variants", nargs="+", choices=VARIANTS, default=VARIANTS, help="with --instructions"
+    )
+    parser.add_argument(
+        "--unclosed",
+        action="store_true",
+        help="with --instructions: responses left unclosed, only what the client waits for",
     )
     parser.add_argument("--serve", choices=VARIANTS, help=argparse.SUPPRESS)
     return parser.parse_args()
@@ -171,11 +179,12 @@ def start_response(status, headers, exc_info=None):
         raise RuntimeError(f"unexpected status {status}")
 
 
-def call(handler, path):
+def call(handler, path, close=True):
     response = handler(environ_for(path), start_response)
     for _ in response:
         pass
-    response.close()
+    if close:
+        response.close()
 
 
 def seconds_per_call(handler, path, calls, gap=0.0):
@@ -210,12 +219,13 @@ def profile(handler, path, calls):
     stats.sort_stats("tottime").print_stats(35)
 
 
-def instructions_of(variant, view, calls):
+def instructions_of(variant, view, calls, unclosed):
     """Instructions valgrind counts for a process serving WARM_UP_CALLS + `calls` requests."""
     completed = subprocess.run(
         [
             *("valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null"),
             *(sys.executable, __file__, "--serve", variant, "--view", view, "--calls", str(calls)),
+            *(["--unclosed"] if unclosed else []),
         ],
         cwd=BASE_DIR,
         env={**os.environ, "SILK_SAMPLE_PERCENT": "0", "NPLUSONE_SAMPLE_RATE": "0"},
@@ -229,14 +239,19 @@ def instructions_of(variant, view, calls):
     return int(found.group(1).replace(",", ""))
 
 
-def count_instructions(view, calls, variants):
+def count_instructions(view, calls, variants, unclosed):
     if shutil.which("valgrind") is None:
         raise SystemExit("--instructions needs valgrind (apt-get install -y valgrind)")
-    print(f"GET /bench/{view}: instructions per request ({calls} requests after a warm-up)")
+    counted = "before the response is closed" if unclosed else "including the work after it"
+    print(
+        f"GET /bench/{view}: instructions per request ({calls} requests after a warm-up), {counted}"
+    )
     print(f"  {'variant':<12} {'instructions':>13} {'extra':>9}")
     counts = {}
     for variant in dict.fromkeys(("bare", *variants)):
-        extra = instructions_of(variant, view, calls) - instructions_of(variant, view, 0)
+        extra = instructions_of(variant, view, calls, unclosed) - instructions_of(
+            variant, view, 0, unclosed
+        )
         counts[variant] = extra / calls
         print(
             f"  {variant:<12} {counts[variant]:>13,.0f} {counts[variant] - counts['bare']:>9,.0f}",
@@ -244,15 +259,15 @@ def count_instructions(view, calls, variants):
         )
 
 
-def serve(handler, path, calls):
+def serve(handler, path, calls, close):
     for _ in range(WARM_UP_CALLS + calls):
-        call(handler, path)
+        call(handler, path, close)
 
 
 def main():
     arguments = parse_arguments()
     if arguments.instructions:
-        count_instructions(arguments.view, arguments.calls, arguments.variants)
+        count_instructions(arguments.view, arguments.calls, arguments.variants, arguments.unclosed)
         return
     with tempfile.TemporaryDirectory(prefix="access-line-cost-") as directory:
         set_up_environment(Path(directory))
@@ -266,7 +281,7 @@ def main():
         handlers = build_handlers()
         path = f"/bench/{arguments.view}"
         if arguments.serve:
-            serve(handlers[arguments.serve], path, arguments.calls)
+            serve(handlers[arguments.serve], path, arguments.calls, close=not arguments.unclosed)
             return
         if arguments.profile:
             profile(handlers[arguments.profile], path, arguments.calls)

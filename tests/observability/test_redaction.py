@@ -145,6 +145,19 @@ def test_text_without_secrets_is_returned_unchanged():
     assert redact_text(text) is text
 
 
+@pytest.mark.parametrize("length", [20, 150, 5000], ids=["short", "medium", "long"])
+def test_text_is_redacted_every_time_it_is_seen_whatever_its_length(length):
+    text = f"token={'t' * length}"
+
+    assert [redact_text(text) for _ in range(3)] == [f"token={REDACTED}"] * 3
+
+
+def test_a_secret_differing_from_a_remembered_text_is_still_redacted():
+    assert redact_text("status=ok") == "status=ok"
+
+    assert redact_text("secret=ok") == f"secret={REDACTED}"
+
+
 def test_log_events_render_unknown_objects_as_redacted_text():
     class Request:
         def __repr__(self):
