@@ -11,7 +11,8 @@ class ProfilingConfig(AppConfig):
 
         install_inspector()
         if apps.is_installed("silk"):
-            from apps.profiling.silk import request_wrappers
+            from apps.profiling.silk import install_query_guard, request_wrappers
 
+            install_query_guard()
             for function in request_wrappers():
                 pass_through(function)

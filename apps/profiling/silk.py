@@ -43,11 +43,49 @@ def should_record(request):
 
 def request_wrappers():
     """silk's code around other code's queries: its middleware's __call__ (every request, recorded
-    or not) and the SQLCompiler.execute_sql it patches in once it has recorded a request."""
+    or not), the SQLCompiler.execute_sql it patches in once it has recorded a request, and the
+    guard in front of that (`execute_sql_when_recording`)."""
     from silk.middleware import SilkyMiddleware
     from silk.sql import execute_sql
 
-    return SilkyMiddleware.__call__, execute_sql
+    return SilkyMiddleware.__call__, execute_sql, execute_sql_when_recording
+
+
+# Django's SQLCompiler.execute_sql and silk's replacement, once install_query_guard has run.
+_django_execute_sql = None
+_silk_execute_sql = None
+_data_collector = None
+
+
+def execute_sql_when_recording(compiler, *args, **kwargs):
+    """SQLCompiler.execute_sql: silk's while it records this thread's request, else Django's."""
+    if _data_collector().request is None:
+        return _django_execute_sql(compiler, *args, **kwargs)
+    return _silk_execute_sql(compiler, *args, **kwargs)
+
+
+def install_query_guard():
+    """Put silk's SQLCompiler patch in place at start-up, behind a guard.
+
+    silk patches SQLCompiler.execute_sql the first time it records a request and keeps the patch
+    for the life of the process. Its function compiles each query's SQL a second time and formats
+    its parameters before asking whether a request is being recorded, so at SILK_SAMPLE_PERCENT=1
+    the 99 % of requests silk does not record pay for every query. silk patches only when
+    SQLCompiler has no `_execute_sql` yet: with this in place first, it sees its patch installed,
+    and unrecorded requests run Django's execute_sql with one thread-local lookup added.
+    """
+    global _django_execute_sql, _silk_execute_sql, _data_collector
+    from django.db.models.sql.compiler import SQLCompiler
+    from silk.collector import DataCollector
+    from silk.sql import execute_sql
+
+    if hasattr(SQLCompiler, "_execute_sql"):
+        return
+    _django_execute_sql = SQLCompiler.execute_sql
+    _silk_execute_sql = execute_sql
+    _data_collector = DataCollector
+    SQLCompiler._execute_sql = _django_execute_sql
+    SQLCompiler.execute_sql = execute_sql_when_recording
 
 
 def recorded_request_id():

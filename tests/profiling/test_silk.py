@@ -9,6 +9,9 @@ import re
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
+from django.db import connection
+from django.db.models.sql.compiler import SQLCompiler
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
 from silk.config import SilkyConfig
@@ -191,6 +194,43 @@ def test_response_body_over_16_kib_is_not_recorded(client, record_everything):
     assert response.status_code == 200
     assert len(response.content) > 16 * 1024
     assert Response.objects.get(request__path="/api/schema/").body == ""
+
+
+def test_a_recorded_request_has_each_of_its_orm_queries_recorded(api, record_everything):
+    api.get(CUSTOMERS)  # the first recording: silk would patch query execution here
+    api.get(CUSTOMERS)
+
+    for recorded in Request.objects.filter(path=CUSTOMERS):
+        statements = SQLQuery.objects.filter(request=recorded).values_list("query", flat=True)
+        assert any("orders_customer" in statement for statement in statements), statements
+
+
+@pytest.fixture
+def compilations(monkeypatch):
+    """Counts SQLCompiler.as_sql calls: one per query when nothing compiles it twice."""
+    calls = []
+    compile_sql = SQLCompiler.as_sql
+
+    def counting_as_sql(compiler, *args, **kwargs):
+        calls.append(compiler.query.model)
+        return compile_sql(compiler, *args, **kwargs)
+
+    monkeypatch.setattr(SQLCompiler, "as_sql", counting_as_sql)
+    return calls
+
+
+def test_requests_silk_does_not_record_compile_each_query_once(api, settings, compilations):
+    settings.SILK_SAMPLE_PERCENT = 100.0
+    api.get(CUSTOMERS)  # recorded: silk's query patch is in place from now on
+    settings.SILK_SAMPLE_PERCENT = 0.0
+    compilations.clear()
+
+    with CaptureQueriesContext(connection) as captured:
+        response = api.get(CUSTOMERS)
+
+    assert response.status_code == 200
+    assert len(captured) > 0
+    assert len(compilations) == len(captured)
 
 
 def test_nothing_is_recorded_at_0_percent(api, settings):
