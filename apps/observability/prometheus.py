@@ -115,7 +115,6 @@ class RequestMetrics(middleware.Metrics):
             self._response_series[key] = series
         return series
 
-
     def observe_response_out(self, latency):
         self.responses_total.inc()
         if latency is not None:
