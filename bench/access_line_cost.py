@@ -228,7 +228,13 @@ def instructions_of(variant, view, calls, unclosed):
             *(["--unclosed"] if unclosed else []),
         ],
         cwd=BASE_DIR,
-        env={**os.environ, "SILK_SAMPLE_PERCENT": "0", "NPLUSONE_SAMPLE_RATE": "0"},
+        # A fixed hash seed: the same dict layouts, so the same count from run to run.
+        env={
+            **os.environ,
+            "SILK_SAMPLE_PERCENT": "0",
+            "NPLUSONE_SAMPLE_RATE": "0",
+            "PYTHONHASHSEED": "0",
+        },
         capture_output=True,
         text=True,
         check=True,
