@@ -51,6 +51,16 @@ def sample_value(text, name, **labels):
     return 0.0
 
 
+def change_between(before, after, **common_labels):
+    """delta(name, **labels): how much a sample grew from one scrape to the next."""
+
+    def delta(name, **labels):
+        labels = {**common_labels, **labels}
+        return sample_value(after, name, **labels) - sample_value(before, name, **labels)
+
+    return delta
+
+
 def test_anonymous_scrapes_get_401(client):
     response = client.get("/metrics")
 
@@ -92,8 +102,7 @@ def test_request_metrics_count_responses_by_status_and_view(client):
     client.get("/no/such/page/")
     after = scrape(client)
 
-    def delta(name, **labels):
-        return sample_value(after, name, **labels) - sample_value(before, name, **labels)
+    delta = change_between(before, after)
 
     name = "django_http_responses_total_by_status_view_method_total"
     assert delta(name, status="200", view="admin:login", method="GET") == 1
@@ -151,8 +160,7 @@ def test_an_unhandled_exception_is_counted_once_per_request():
         assert client.get("/metrics-test/fail/").status_code == 500
     after = scrape(client)
 
-    def delta(name, **labels):
-        return sample_value(after, name, **labels) - sample_value(before, name, **labels)
+    delta = change_between(before, after)
 
     view = {"view": "metrics-test-fail"}
     assert delta("django_http_exceptions_total_by_type_total", type="RuntimeError") == 2
@@ -173,10 +181,7 @@ def test_database_metrics_come_from_the_django_prometheus_backend(client):
 
     after = scrape(client)
 
-    def delta(name):
-        return sample_value(after, name, alias="default") - sample_value(
-            before, name, alias="default"
-        )
+    delta = change_between(before, after, alias="default")
 
     assert delta("django_db_execute_total") == 3
     assert delta("django_db_query_duration_seconds_count") == 3
@@ -188,10 +193,7 @@ def test_a_failing_statement_is_counted_as_a_database_error_by_type(client):
         cursor.execute("SELECT * FROM no_such_table_for_metrics")
     after = scrape(client)
 
-    def delta(name, **labels):
-        return sample_value(after, name, alias="default", **labels) - sample_value(
-            before, name, alias="default", **labels
-        )
+    delta = change_between(before, after, alias="default")
 
     # The driver's own exception, below Django's wrapping of it.
     error_type = "UndefinedTable" if connection.vendor == "postgresql" else "OperationalError"
@@ -207,10 +209,7 @@ def test_executemany_counts_each_parameter_set_as_a_statement(client):
         )
     after = scrape(client)
 
-    def delta(name):
-        return sample_value(after, name, alias="default") - sample_value(
-            before, name, alias="default"
-        )
+    delta = change_between(before, after, alias="default")
 
     assert delta("django_db_execute_total") == 3
     assert delta("django_db_execute_many_total") == 3
