@@ -6,6 +6,7 @@ database it creates on the pass's server and drops afterwards.
 """
 
 import collections
+import json
 import os
 import signal
 import sqlite3
@@ -128,7 +129,17 @@ def send_mix(server):
     return collections.Counter(statuses)
 
 
-def test_stats_metrics_and_rows_equal_what_was_sent_across_recycled_workers(
+def access_lines_by_path_and_status(log_text):
+    """(path, status) -> access lines in the server's output, for the paths of the mix."""
+    lines = (json.loads(text) for text in log_text.splitlines() if text.startswith("{"))
+    return collections.Counter(
+        (line["path"], line["status"])
+        for line in lines
+        if line.get("logger") == "apps.observability.access" and line["path"] in MIX
+    )
+
+
+def test_stats_metrics_rows_and_access_lines_equal_what_was_sent_across_recycled_workers(
     server_database, tmp_path
 ):
     database_url, database_totals = server_database
@@ -182,7 +193,9 @@ def test_stats_metrics_and_rows_equal_what_was_sent_across_recycled_workers(
         assert metric_total(metrics_text, "orders_telemetry_flush_failures_total") == 0
         assert metric_total(metrics_text, "orders_telemetry_dropped_requests_total") == 0
 
-    # After the graceful stop, the rows hold exactly what was sent, status by status.
+    # After the graceful stop, the access lines (written after each response) and the rows hold
+    # exactly what was sent, status by status.
+    assert access_lines_by_path_and_status((tmp_path / "gunicorn.log").read_text()) == sent
     assert database_totals() == {
         "requests": TOTAL,
         "status": {"2xx": 150, "3xx": 0, "4xx": 150, "5xx": 0},
