@@ -126,6 +126,7 @@ def _page(request, template, title, context, status=200, window=None, refresh=0,
             for seconds in REFRESH_CHOICES
         ],
         "window_query": _query(window=window.key, refresh=refresh),
+        "no_traffic_message": _no_traffic_message(window),
         **context,
     }
     return TemplateResponse(request, template, context, status=status)
@@ -135,10 +136,38 @@ def _bad_request(request, error):
     return _page(request, "ops/bad_request.html", "Bad request", {"error": str(error)}, status=400)
 
 
-def _parameters(request):
-    window = ops_queries.parse_window(request.GET.get("window"))
-    refresh = _parse_refresh(request.GET.get("refresh"))
-    return window, refresh
+def ops_page(template, parameters=None):
+    """A staff ops page drawn with `template`. The query string's window and refresh, then what
+    `parameters` reads from it (a dict by name, kept in the window and refresh links), are passed
+    to the view, which returns the page's title and context; a bad parameter answers 400."""
+
+    def decorate(view):
+        @staff_page
+        @functools.wraps(view)
+        def page(request):
+            try:
+                window = ops_queries.parse_window(request.GET.get("window"))
+                refresh = _parse_refresh(request.GET.get("refresh"))
+                query = parameters(request.GET) if parameters else {}
+            except BadParameter as error:
+                return _bad_request(request, error)
+            title, context = view(request, window, refresh, **query)
+            return _page(request, template, title, context, window=window, refresh=refresh, **query)
+
+        return page
+
+    return decorate
+
+
+def _sort_parameter(query):
+    return {"sort": ops_queries.parse_sort(query.get("sort"))}
+
+
+def _route_parameters(query):
+    route = query.get("route", "")
+    if not route:
+        raise BadParameter("route: give the route template, e.g. ?route=/api/v1/orders/")
+    return {"route": route, "method": query.get("method", "")}
 
 
 # --- Presentation of the figures ------------------------------------------------------------------
@@ -326,25 +355,15 @@ def _with_route_urls(table, window, refresh):
     return table
 
 
-def _slow_request_rows(slow_requests, window, refresh):
+def _recent_rows(items, change_url_name, window, refresh):
+    """Newest slow requests or error groups: each with its admin page and its route's page."""
     return [
         {
             "item": item,
-            "admin_url": reverse("admin:observability_slowrequest_change", args=[item.pk]),
+            "admin_url": reverse(change_url_name, args=[item.pk]),
             "route_url": _route_url(item.route, item.method, window, refresh),
         }
-        for item in slow_requests
-    ]
-
-
-def _error_group_rows(error_groups, window, refresh):
-    return [
-        {
-            "item": item,
-            "admin_url": reverse("admin:observability_errorgroup_change", args=[item.pk]),
-            "route_url": _route_url(item.route, item.method, window, refresh),
-        }
-        for item in error_groups
+        for item in items
     ]
 
 
@@ -363,6 +382,19 @@ def _finding_rows(findings):
         }
         for item in findings
     ]
+
+
+def _recent_context(slow_requests, error_groups, findings, window, refresh):
+    """What ops/_recent.html shows: the newest slow requests, error groups and query findings."""
+    return {
+        "slow_requests": _recent_rows(
+            slow_requests, "admin:observability_slowrequest_change", window, refresh
+        ),
+        "error_groups": _recent_rows(
+            error_groups, "admin:observability_errorgroup_change", window, refresh
+        ),
+        "findings": _finding_rows(findings),
+    }
 
 
 def _registry():
@@ -418,12 +450,8 @@ def _pools():
 # --- Views --------------------------------------------------------------------------------------
 
 
-@staff_page
-def overview(request):
-    try:
-        window, refresh = _parameters(request)
-    except BadParameter as error:
-        return _bad_request(request, error)
+@ops_page("ops/overview.html")
+def overview(request, window, refresh):
     telemetry.flush_telemetry()
     span = ops_queries.Span.ending_at(window)
     with ops_queries.analytic_transaction():
@@ -432,27 +460,18 @@ def overview(request):
         slow_requests = ops_queries.newest_slow_requests(span.since)
         error_groups = ops_queries.newest_error_groups(span.since)
         findings = ops_queries.newest_findings(span.since)
-    return _page(
-        request,
-        "ops/overview.html",
-        "Ops overview",
-        {
-            "span": span,
-            "timeline": line,
-            "totals": _totals(line),
-            "charts": _charts(line, "all routes"),
-            "busiest_routes": _with_route_urls(busiest, window, refresh),
-            "checks": health.run_checks(health.readiness_checks()),
-            "pools": _pools(),
-            "cache": cache_statistics(),
-            "slow_requests": _slow_request_rows(slow_requests, window, refresh),
-            "error_groups": _error_group_rows(error_groups, window, refresh),
-            "findings": _finding_rows(findings),
-            "routes_url": reverse("ops:routes") + _query(window=window.key, refresh=refresh),
-        },
-        window=window,
-        refresh=refresh,
-    )
+    return "Ops overview", {
+        "span": span,
+        "timeline": line,
+        "totals": _totals(line),
+        "charts": _charts(line, "all routes"),
+        "busiest_routes": _with_route_urls(busiest, window, refresh),
+        "checks": health.run_checks(health.readiness_checks()),
+        "pools": _pools(),
+        "cache": cache_statistics(),
+        **_recent_context(slow_requests, error_groups, findings, window, refresh),
+        "routes_url": reverse("ops:routes") + _query(window=window.key, refresh=refresh),
+    }
 
 
 ROUTE_COLUMNS = (
@@ -472,13 +491,8 @@ def _next_sort(key, current):
     return first.lstrip("-") if first.startswith("-") else f"-{key}"
 
 
-@staff_page
-def routes(request):
-    try:
-        window, refresh = _parameters(request)
-        sort = ops_queries.parse_sort(request.GET.get("sort"))
-    except BadParameter as error:
-        return _bad_request(request, error)
+@ops_page("ops/routes.html", parameters=_sort_parameter)
+def routes(request, window, refresh, sort):
     telemetry.flush_telemetry()
     span = ops_queries.Span.ending_at(window)
     with ops_queries.analytic_transaction():
@@ -498,27 +512,11 @@ def routes(request):
         }
         for key, label in ROUTE_COLUMNS
     ]
-    return _page(
-        request,
-        "ops/routes.html",
-        "Routes",
-        {"span": span, "table": table, "columns": columns, "sort": sort},
-        window=window,
-        refresh=refresh,
-        sort=sort,
-    )
+    return "Routes", {"span": span, "table": table, "columns": columns, "sort": sort}
 
 
-@staff_page
-def route_detail(request):
-    route = request.GET.get("route", "")
-    method = request.GET.get("method", "")
-    try:
-        window, refresh = _parameters(request)
-        if not route:
-            raise BadParameter("route: give the route template, e.g. ?route=/api/v1/orders/")
-    except BadParameter as error:
-        return _bad_request(request, error)
+@ops_page("ops/route.html", parameters=_route_parameters)
+def route_detail(request, window, refresh, route, method):
     telemetry.flush_telemetry()
     span = ops_queries.Span.ending_at(window)
     with ops_queries.analytic_transaction():
@@ -527,73 +525,40 @@ def route_detail(request):
         error_groups = ops_queries.newest_error_groups(span.since, route=route)
         findings = ops_queries.newest_findings(span.since, source=route)
     subject = f"{method} {route}".strip()
-    return _page(
-        request,
-        "ops/route.html",
-        f"Route {subject}",
-        {
-            "route": route,
-            "method": method,
-            "span": span,
-            "timeline": line,
-            "totals": _totals(line),
-            "charts": _charts(line, subject),
-            "slow_requests": _slow_request_rows(slow_requests, window, refresh),
-            "error_groups": _error_group_rows(error_groups, window, refresh),
-            "findings": _finding_rows(findings),
-            "routes_url": reverse("ops:routes") + _query(window=window.key, refresh=refresh),
-        },
-        window=window,
-        refresh=refresh,
-        route=route,
-        method=method,
-    )
+    return f"Route {subject}", {
+        "route": route,
+        "method": method,
+        "span": span,
+        "timeline": line,
+        "totals": _totals(line),
+        "charts": _charts(line, subject),
+        **_recent_context(slow_requests, error_groups, findings, window, refresh),
+        "routes_url": reverse("ops:routes") + _query(window=window.key, refresh=refresh),
+    }
 
 
-@staff_page
-def database(request):
-    try:
-        window, refresh = _parameters(request)
-    except BadParameter as error:
-        return _bad_request(request, error)
+@ops_page("ops/database.html")
+def database(request, window, refresh):
     report = database_report.report()
     tables = report["tables"]
-    return _page(
-        request,
-        "ops/database.html",
-        "Database",
-        {
-            "report": report,
-            "tables_chart": charts.bar_chart(
-                label="Largest tables, total size with indexes",
-                bars=[(row["table_name"], row["total_bytes"]) for row in tables.rows[:10]],
-                value_format=charts.format_bytes,
-                empty_message="No tables yet: run manage.py migrate.",
-            ),
-            "long_running_seconds": database_report.long_running_seconds(),
-            "statements_limit": database_report.TOP_STATEMENTS,
-        },
-        window=window,
-        refresh=refresh,
-    )
+    return "Database", {
+        "report": report,
+        "tables_chart": charts.bar_chart(
+            label="Largest tables, total size with indexes",
+            bars=[(row["table_name"], row["total_bytes"]) for row in tables.rows[:10]],
+            value_format=charts.format_bytes,
+            empty_message="No tables yet: run manage.py migrate.",
+        ),
+        "long_running_seconds": database_report.long_running_seconds(),
+        "statements_limit": database_report.TOP_STATEMENTS,
+    }
 
 
-@staff_page
-def statements(request):
-    try:
-        window, refresh = _parameters(request)
-    except BadParameter as error:
-        return _bad_request(request, error)
+@ops_page("ops/statements.html")
+def statements(request, window, refresh):
     section = database_report.statements_report()
-    return _page(
-        request,
-        "ops/statements.html",
-        "Top statements by total time",
-        {
-            "section": section,
-            "vendor": database_report.vendor(),
-            "limit": database_report.TOP_STATEMENTS,
-        },
-        window=window,
-        refresh=refresh,
-    )
+    return "Top statements by total time", {
+        "section": section,
+        "vendor": database_report.vendor(),
+        "limit": database_report.TOP_STATEMENTS,
+    }

@@ -29,14 +29,6 @@ PAGES = [
 ]
 
 
-@pytest.fixture
-def superuser_client(client):
-    """Signed in as a superuser, who sees every admin page (the staff client sees none)."""
-    superuser = get_user_model().objects.create_superuser("root", "root@example.com", "x")
-    client.force_login(superuser)
-    return client
-
-
 def record(route, count, *, minutes_ago=0, status=200, duration_ms=20.0, method="GET"):
     """What a process's flusher writes after serving `count` such requests."""
     minute = telemetry.minute_start(time.time()) - 60 * minutes_ago

@@ -14,20 +14,13 @@ from apps.observability.models import RequestMinute
 
 METRICS_TOKEN = "stats-token-for-tests-41d2"
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("empty_telemetry_buffer")]
 
 
 @pytest.fixture(autouse=True)
 def metrics_token():
     with override_settings(METRICS_TOKEN=METRICS_TOKEN):
         yield
-
-
-@pytest.fixture(autouse=True)
-def empty_buffer():
-    telemetry.aggregator.take()
-    yield
-    telemetry.aggregator.take()
 
 
 def bearer(token=METRICS_TOKEN):

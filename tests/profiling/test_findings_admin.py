@@ -18,13 +18,6 @@ CHANGELIST = "/admin/profiling/queryfinding/"
 SILK_REQUEST_ID = "5b0e7c1e-3f57-4d0b-9a51-0c2d6f1e9a11"
 
 
-@pytest.fixture
-def staff_client(client):
-    user = get_user_model().objects.create_superuser("admin", "admin@example.com", "irrelevant")
-    client.force_login(user)
-    return client
-
-
 def add_findings(count, start=0):
     """Findings whose counts, times and repeats do not follow their age or each other."""
     now = timezone.now()
@@ -53,10 +46,8 @@ def add_findings(count, start=0):
     QueryFinding.objects.bulk_create(rows)
 
 
-def select(staff_client, action, rows):
-    return staff_client.post(
-        CHANGELIST, {"action": action, "_selected_action": [row.pk for row in rows]}
-    )
+def select(client, action, rows):
+    return client.post(CHANGELIST, {"action": action, "_selected_action": [row.pk for row in rows]})
 
 
 # --- Access --------------------------------------------------------------------------------------
@@ -79,18 +70,18 @@ def test_signed_in_users_who_are_not_staff_are_sent_to_the_login_page(client):
     assert response["Location"].startswith("/admin/login/")
 
 
-def test_findings_cannot_be_added_in_the_admin(staff_client):
-    assert staff_client.get(f"{CHANGELIST}add/").status_code == 403
+def test_findings_cannot_be_added_in_the_admin(superuser_client):
+    assert superuser_client.get(f"{CHANGELIST}add/").status_code == 403
 
 
-def test_only_the_status_is_editable_and_changing_it_is_timestamped(staff_client):
+def test_only_the_status_is_editable_and_changing_it_is_timestamped(superuser_client):
     add_findings(1)
     finding = QueryFinding.objects.get()
-    page = staff_client.get(f"{CHANGELIST}{finding.pk}/change/")
+    page = superuser_client.get(f"{CHANGELIST}{finding.pk}/change/")
     form = page.context["adminform"].form
     assert list(form.fields) == ["status"]
 
-    response = staff_client.post(
+    response = superuser_client.post(
         f"{CHANGELIST}{finding.pk}/change/", {"status": QueryFinding.Status.IGNORED}
     )
 
@@ -111,11 +102,11 @@ def test_only_the_status_is_editable_and_changing_it_is_timestamped(staff_client
         ("mark_fixed", "fixed"),
     ],
 )
-def test_an_action_sets_the_status_of_the_selected_findings(staff_client, action, status):
+def test_an_action_sets_the_status_of_the_selected_findings(superuser_client, action, status):
     add_findings(3)
     selected = list(QueryFinding.objects.order_by("pk")[:2])
 
-    response = select(staff_client, action, selected)
+    response = select(superuser_client, action, selected)
 
     assert response.status_code == 302
     changed = QueryFinding.objects.filter(status=status)
@@ -124,11 +115,11 @@ def test_an_action_sets_the_status_of_the_selected_findings(staff_client, action
     assert QueryFinding.objects.filter(status="new", status_changed_at__isnull=True).count() == 1
 
 
-def test_reopen_makes_findings_new_again(staff_client):
+def test_reopen_makes_findings_new_again(superuser_client):
     add_findings(2)
     QueryFinding.objects.update(status=QueryFinding.Status.IGNORED)
 
-    select(staff_client, "reopen", QueryFinding.objects.all())
+    select(superuser_client, "reopen", QueryFinding.objects.all())
 
     assert set(QueryFinding.objects.values_list("status", flat=True)) == {"new"}
 
@@ -136,13 +127,13 @@ def test_reopen_makes_findings_new_again(staff_client):
 # --- Silk link -----------------------------------------------------------------------------------
 
 
-def test_a_finding_recorded_by_silk_links_to_silks_request_page(staff_client):
+def test_a_finding_recorded_by_silk_links_to_silks_request_page(superuser_client):
     add_findings(2)
     QueryFinding.objects.filter(pk=QueryFinding.objects.order_by("pk")[0].pk).update(
         silk_request_id=SILK_REQUEST_ID
     )
 
-    page = staff_client.get(CHANGELIST).content.decode()
+    page = superuser_client.get(CHANGELIST).content.decode()
 
     assert f'href="/silk/request/{SILK_REQUEST_ID}/"' in page
     assert page.count('href="/silk/request/') == 1
@@ -151,11 +142,11 @@ def test_a_finding_recorded_by_silk_links_to_silks_request_page(staff_client):
 # --- Listing -------------------------------------------------------------------------------------
 
 
-def test_the_changelist_runs_the_same_queries_for_5_or_50_findings(staff_client):
+def test_the_changelist_runs_the_same_queries_for_5_or_50_findings(superuser_client):
     def queries():
-        staff_client.get(CHANGELIST)  # warm the session and content types
+        superuser_client.get(CHANGELIST)  # warm the session and content types
         with CaptureQueriesContext(connection) as captured:
-            assert staff_client.get(CHANGELIST).status_code == 200
+            assert superuser_client.get(CHANGELIST).status_code == 200
         return len(captured)
 
     add_findings(5)
@@ -169,10 +160,10 @@ def test_the_changelist_runs_the_same_queries_for_5_or_50_findings(staff_client)
     ("column", "field"),
     [("4", "occurrences"), ("5", "max_repeats"), ("6", "total_ms"), ("8", "last_seen")],
 )
-def test_the_changelist_sorts_by_the_heaviest_first(staff_client, column, field):
+def test_the_changelist_sorts_by_the_heaviest_first(superuser_client, column, field):
     add_findings(12)
 
-    page = staff_client.get(CHANGELIST, {"o": f"-{column}"})
+    page = superuser_client.get(CHANGELIST, {"o": f"-{column}"})
 
     values = [getattr(row, field) for row in page.context["cl"].result_list]
     assert values == sorted(values, reverse=True)
@@ -190,10 +181,10 @@ def test_the_changelist_sorts_by_the_heaviest_first(staff_client, column, field)
         ({"q": "route-0"}, 6),
     ],
 )
-def test_the_changelist_filters_and_searches(staff_client, parameters, expected):
+def test_the_changelist_filters_and_searches(superuser_client, parameters, expected):
     add_findings(12)
 
-    page = staff_client.get(CHANGELIST, parameters)
+    page = superuser_client.get(CHANGELIST, parameters)
 
     assert page.status_code == 200
     assert page.context["cl"].result_count == expected
