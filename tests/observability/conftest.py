@@ -19,6 +19,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from django.contrib.auth import get_user_model
+from django.test import override_settings
 
 from apps.observability import draining, health, telemetry
 from tests.processes import (
@@ -45,8 +46,20 @@ POSTGRES_BIN = Path(os.environ.get("POSTGRES_BIN") or newest_postgres_bin())
 REDIS_SERVER = shutil.which("redis-server")
 SERVER_START_SECONDS = 30
 SERVER_STOP_SECONDS = 15
+METRICS_TOKEN = "metrics-token-for-tests-9b0e"
 STAFF_USERNAME = "ops-staff"
 STAFF_PASSWORD = "ops-staff-password-8f3k"
+
+
+@pytest.fixture
+def metrics_token():
+    """METRICS_TOKEN set for the test (/metrics, /stats and /health-detailed accept it)."""
+    with override_settings(METRICS_TOKEN=METRICS_TOKEN):
+        yield METRICS_TOKEN
+
+
+def bearer(token=METRICS_TOKEN):
+    return {"Authorization": f"Bearer {token}"}
 
 
 def wait_until(condition, seconds, step=0.05):

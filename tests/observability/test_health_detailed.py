@@ -4,15 +4,9 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import override_settings
 
-METRICS_TOKEN = "metrics-token-for-tests-7c1e"
+from tests.observability.conftest import METRICS_TOKEN, bearer
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("metrics_token")]
-
-
-@pytest.fixture
-def metrics_token():
-    with override_settings(METRICS_TOKEN=METRICS_TOKEN):
-        yield METRICS_TOKEN
 
 
 def signed_in(client, *, is_staff):
@@ -21,10 +15,6 @@ def signed_in(client, *, is_staff):
     )
     client.force_login(user)
     return client
-
-
-def bearer(token):
-    return {"Authorization": f"Bearer {token}"}
 
 
 def test_anonymous_gets_401_with_a_json_body(client):

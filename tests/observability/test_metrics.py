@@ -10,10 +10,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from apps.observability import metrics
 from apps.observability.db_backends import cursor_wrapper_class
+from tests.observability.conftest import bearer
 
-METRICS_TOKEN = "metrics-token-for-tests-9b0e"
-
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("metrics_token")]
 
 
 def fail(request):
@@ -24,16 +23,6 @@ urlpatterns = [
     path("metrics-test/fail/", fail, name="metrics-test-fail"),
     path("", include("project.urls")),
 ]
-
-
-@pytest.fixture(autouse=True)
-def metrics_token():
-    with override_settings(METRICS_TOKEN=METRICS_TOKEN):
-        yield
-
-
-def bearer(token=METRICS_TOKEN):
-    return {"Authorization": f"Bearer {token}"}
 
 
 def scrape(client, **headers):

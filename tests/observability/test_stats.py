@@ -6,25 +6,16 @@ import time
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.test import override_settings
 from django.utils import timezone
 
 from apps.observability import telemetry
 from apps.observability.models import RequestMinute
+from tests.observability.conftest import bearer
 
-METRICS_TOKEN = "stats-token-for-tests-41d2"
-
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("empty_telemetry_buffer")]
-
-
-@pytest.fixture(autouse=True)
-def metrics_token():
-    with override_settings(METRICS_TOKEN=METRICS_TOKEN):
-        yield
-
-
-def bearer(token=METRICS_TOKEN):
-    return {"Authorization": f"Bearer {token}"}
+pytestmark = [
+    pytest.mark.django_db,
+    pytest.mark.usefixtures("empty_telemetry_buffer", "metrics_token"),
+]
 
 
 def get_stats(client, query=""):
