@@ -9,6 +9,11 @@ for it.
 
 The work runs in a copy of the context variables of the moment it was registered, so a line
 written after the response still carries the request's id, route and bound fields.
+
+The work is attached to the response object: a middleware further out that answered with a new
+response instead (ConditionalGetMiddleware's 304, say) would drop it. settings.MIDDLEWARE keeps
+only SecurityMiddleware, WhiteNoise and the probes outside the observability middleware, and they
+pass the response on.
 """
 
 import contextvars
