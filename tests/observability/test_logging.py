@@ -7,6 +7,7 @@ import logging.handlers
 
 import pytest
 import structlog
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.http import JsonResponse
 from django.test import Client, RequestFactory
@@ -343,6 +344,21 @@ def test_the_access_line_is_written_when_the_server_closes_the_response():
         200,
         "/logging-test/items/1/",
     )
+
+
+def test_only_middleware_that_pass_the_response_on_sit_outside_the_request_context():
+    # Work attached to the response after it is sent would be lost if one of these answered
+    # with a new response object (apps/observability/after_response.py).
+    middleware = settings.MIDDLEWARE
+    outside = middleware[
+        : middleware.index(f"{RequestContextMiddleware.__module__}.RequestContextMiddleware")
+    ]
+
+    assert outside == [
+        "django.middleware.security.SecurityMiddleware",
+        "whitenoise.middleware.WhiteNoiseMiddleware",
+        "apps.observability.middleware.ProbeMiddleware",
+    ]
 
 
 def test_the_access_line_keeps_the_context_the_view_bound_after_the_request_ends(client):
