@@ -21,11 +21,17 @@ and p90 latency per server and the median ratio against `bare`. Views: (a) a tri
 (b) the orders list with 50 rows (API key), (c) 50 rows read by one query (bench/bench_urls.py).
 Figures are printed, never judged.
 
-A second section measures each middleware in-process (RequestFactory, the trivial view, median of
+A second section loads `bare`, `observability` and `full` in turn with concurrent keep-alive
+clients (--clients, --throughput-seconds per server and round, 5 rounds; the other servers idle)
+and prints requests per second on (a) and (b): what the stack costs when the CPU is the limit.
+On 2 cores the Python client shares the CPU with the server, which understates the difference.
+
+A third section measures each middleware in-process (RequestFactory, the trivial view, median of
 thousands of calls, Prometheus in multiprocess mode as under gunicorn): microseconds a request,
 free of HTTP and scheduling noise, which on a busy machine can drown the differences above.
 
     .venv/bin/python bench/observability_overhead.py [--requests 400] [--database-url URL]
+                                                     [--throughput-seconds 5] [--clients 8]
 
 The PostgreSQL database (default orders_bench_observability on 127.0.0.1) is created, migrated
 and seeded, and dropped at the end unless --keep-database.
@@ -46,6 +52,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import psycopg
+from orders_common import load
+from orders_common import request as keep_alive_request
 from psycopg import sql
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -53,6 +61,9 @@ VENV_BIN = Path(sys.executable).parent
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/orders_bench_observability"
 VARIANTS = (*("bare", "prometheus", "telemetry", "context-and-logging"), "observability", "full")
 SERVER_START_SECONDS = 90
+THROUGHPUT_VARIANTS = ("bare", "observability", "full")
+THROUGHPUT_ROUNDS = 5
+THROUGHPUT_WARMUP_SECONDS = 1.0
 
 # A settings module per variant, generated into a temporary directory: the project's settings
 # minus the parts of the stack the variant leaves out.
@@ -113,6 +124,10 @@ def parse_arguments():
         "--database-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE_URL)
     )
     parser.add_argument("--keep-database", action="store_true")
+    parser.add_argument(
+        "--throughput-seconds", type=float, default=5.0, help="per server and round; 0: skip"
+    )
+    parser.add_argument("--clients", type=int, default=8, help="concurrent clients (throughput)")
     parser.add_argument("--in-process", action="store_true", help=argparse.SUPPRESS)
     return parser.parse_args()
 
@@ -320,6 +335,37 @@ def measure(ports, path, headers, count, warmup):
     return samples
 
 
+def measure_throughput(ports, path, headers, seconds, clients):
+    """Requests per second per variant: each server loaded alone in turn, for each round."""
+    rates = {variant: [] for variant in THROUGHPUT_VARIANTS}
+    order = list(THROUGHPUT_VARIANTS)
+    headers = {"Host": "127.0.0.1", **headers}
+
+    def make_request(connection, index):
+        return keep_alive_request(connection, "GET", path, headers)
+
+    for variant in order:
+        load(ports[variant], THROUGHPUT_WARMUP_SECONDS, clients, make_request)
+    for _ in range(THROUGHPUT_ROUNDS):
+        for variant in order:
+            latencies, statuses, elapsed = load(ports[variant], seconds, clients, make_request)
+            if set(statuses) != {200}:
+                raise RuntimeError(f"{variant} {path}: statuses {statuses}")
+            rates[variant].append(len(latencies) / elapsed)
+        order = order[1:] + order[:1]
+    return rates
+
+
+def report_throughput(title, rates):
+    bare = statistics.median(rates["bare"])
+    print(f"\n{title}")
+    print(f"  {'server':<23} {'requests/s':>10} {'per round':>24} {'ratio':>7}")
+    for variant, values in rates.items():
+        median = statistics.median(values)
+        rounds = ", ".join(f"{value:.0f}" for value in values)
+        print(f"  {variant:<23} {median:>10.0f} {rounds:>24} {median / bare:>7.3f}")
+
+
 def percentile(values, fraction):
     ordered = sorted(values)
     return ordered[min(int(fraction * len(ordered)), len(ordered) - 1)]
@@ -365,6 +411,17 @@ def main():
             print(f"{arguments.requests} requests per view and server, one at a time")
             for title, path, headers in views:
                 report(title, measure(ports, path, headers, arguments.requests, arguments.warmup))
+            if arguments.throughput_seconds > 0:
+                print(
+                    f"\nThroughput: {arguments.clients} keep-alive clients, "
+                    f"{arguments.throughput_seconds:g} s per server and round, "
+                    f"{THROUGHPUT_ROUNDS} rounds, one server loaded at a time"
+                )
+                for title, path, headers in views[:2]:
+                    rates = measure_throughput(
+                        ports, path, headers, arguments.throughput_seconds, arguments.clients
+                    )
+                    report_throughput(title, rates)
             run_in_process_costs(environment, directory)
             print(f"\nload after: {os.getloadavg()}")
         finally:
