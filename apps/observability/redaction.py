@@ -125,11 +125,19 @@ def _redact_value(value, depth, stringify):
     if isinstance(value, dict):
         redacted = {}
         for key, item in value.items():
-            if is_sensitive_key(key) and not _is_empty(item):
+            # The common cases inline (a log line is mostly these): the same results as
+            # is_sensitive_key and redact_text, without a call per field.
+            sensitive = _sensitive_keys.get(key)
+            if sensitive is None:
+                sensitive = is_sensitive_key(key)
+            if sensitive and not _is_empty(item):
                 redacted[key] = REDACTED
-            # The common leaves inline (a log line is mostly these): the same result as below.
             elif type(item) is str:
-                redacted[key] = redact_text(item)
+                redacted[key] = (
+                    _redact_short_text(item)
+                    if 0 < len(item) <= _REDACTED_TEXT_CACHE_MAX_LENGTH
+                    else redact_text(item)
+                )
             elif type(item) in _PRIMITIVE_TYPES:
                 redacted[key] = item
             else:
