@@ -59,18 +59,22 @@ class TelemetryMiddleware:
             duration_ms = (time.perf_counter() - started) * 1000
             if token is not None:
                 request_context.exit_request(token)
-        call_after_response(
-            response,
-            "telemetry",
-            self.record_safely,
-            request,
-            response,
-            state,
-            started_at,
-            duration_ms,
-            queries.count - count_before,
-            (queries.seconds - seconds_before) * 1000,
-        )
+        try:
+            call_after_response(
+                response,
+                "telemetry",
+                self.record_safely,
+                request,
+                response,
+                state,
+                started_at,
+                duration_ms,
+                queries.count - count_before,
+                (queries.seconds - seconds_before) * 1000,
+            )
+        except Exception:
+            metrics.TELEMETRY_RECORD_FAILURES.inc()
+            logger.exception("telemetry_record_failed", path=path)
         return response
 
     def record_safely(
