@@ -19,6 +19,7 @@ pass the response on.
 import contextvars
 import functools
 
+from apps.observability import metrics
 from apps.observability.logging import get_logger
 
 logger = get_logger(__name__)
@@ -27,7 +28,8 @@ logger = get_logger(__name__)
 def call_after_response(response, work, callback, *args):
     """Call `callback(*args)` when the server closes `response`, in the context of this moment.
 
-    `work` names it in the error line if it fails: Django would swallow the exception silently.
+    `work` names it in the error line and in orders_after_response_failures_total if it fails:
+    Django would swallow the exception silently.
     """
     context = contextvars.copy_context()
     # A private list (FileResponse closes its file through it), unchanged since Django 3.0;
@@ -39,4 +41,5 @@ def _run(context, work, callback, args):
     try:
         context.run(callback, *args)
     except Exception:
+        metrics.AFTER_RESPONSE_FAILURES.labels(work).inc()
         context.run(logger.exception, "after_response_failed", work=work)

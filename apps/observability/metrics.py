@@ -42,6 +42,15 @@ TELEMETRY_DROPPED_REQUESTS = Counter(
     "orders_telemetry_dropped_requests_total",
     "Requests dropped from the statistics because the buffer was full (database down too long).",
 )
+AFTER_RESPONSE_FAILURES = Counter(
+    "orders_after_response_failures_total",
+    "Work done after a response was sent that failed: access lines, Prometheus response "
+    "metrics or telemetry lost for that request.",
+    ["work"],
+)
+# The work apps/observability/after_response.py runs, exported at 0 from the start.
+for work in ("access line", "prometheus", "telemetry"):
+    AFTER_RESPONSE_FAILURES.labels(work)
 DB_POOL_SIZE = Gauge(
     "orders_db_pool_size",
     "Connections opened by the connection pools, summed over live processes.",

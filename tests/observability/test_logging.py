@@ -11,6 +11,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.http import JsonResponse
 from django.test import Client, RequestFactory
+from prometheus_client import REGISTRY
 
 from apps.observability import request_logging
 from apps.observability.logging import emit, json_dumps, structured_formatter
@@ -370,15 +371,19 @@ def test_the_access_line_keeps_the_context_the_view_bound_after_the_request_ends
 
 
 @pytest.mark.django_db
-def test_a_failure_to_write_the_access_line_is_logged_and_the_next_line_is_written(monkeypatch):
+def test_a_lost_access_line_is_logged_counted_and_the_next_line_written(monkeypatch):
     def failing_emit(logger, level, event_dict):
         raise OSError("disk full")
 
+    failures = ("orders_after_response_failures_total", {"work": "access line"})
+    failures_before = REGISTRY.get_sample_value(*failures)
     with captured_console() as console:
         with monkeypatch.context() as patch:
             patch.setattr(request_logging, "emit", failing_emit)
             serve_without_closing("/logging-test/items/1/", x_request_id="failing-1").close()
         serve_without_closing("/logging-test/items/2/").close()
+
+    assert REGISTRY.get_sample_value(*failures) == failures_before + 1
 
     lines = json_lines(console.getvalue())
     (failure,) = [line for line in lines if line["event"] == "after_response_failed"]
