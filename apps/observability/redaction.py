@@ -53,7 +53,8 @@ _SENSITIVE_KEY_CACHE_MAX_LENGTH = 100
 _sensitive_keys = {}
 # Short strings repeat from line to line (route, method, level, logger name, event): their
 # redacted form is remembered, least recently used first out. Unique ones (timestamps, request
-# ids) pass through the cache and out again without displacing the repeated ones for long.
+# ids) pass through the cache and out again without displacing the repeated ones for long. The
+# cache keeps the recent texts as they came, secrets included, in this process's memory only.
 _REDACTED_TEXT_CACHE_SIZE = 4096
 _REDACTED_TEXT_CACHE_MAX_LENGTH = 200
 
