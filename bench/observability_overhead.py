@@ -38,6 +38,7 @@ and seeded, and dropped at the end unless --keep-database.
 """
 
 import argparse
+import contextlib
 import http.client
 import os
 import platform
@@ -371,15 +372,37 @@ def percentile(values, fraction):
     return ordered[min(int(fraction * len(ordered)), len(ordered) - 1)]
 
 
-def report(title, samples):
-    bare = statistics.median(samples["bare"])
+def report(title, samples, baseline="bare"):
+    """Median and p90 latency per server, and the median's ratio to the `baseline` server's."""
+    reference = statistics.median(samples[baseline])
     print(f"\n{title}")
     print(f"  {'server':<23} {'median ms':>10} {'p90 ms':>8} {'ratio':>7}")
     for variant, values in samples.items():
         median = statistics.median(values)
         print(
-            f"  {variant:<23} {median:>10.2f} {percentile(values, 0.9):>8.2f} {median / bare:>7.3f}"
+            f"  {variant:<23} {median:>10.2f} {percentile(values, 0.9):>8.2f} "
+            f"{median / reference:>7.3f}"
         )
+
+
+@contextlib.contextmanager
+def running_servers(environments, directory, database_url, keep_database):
+    """A gunicorn per name of `environments` (name -> environment), all serving: yields their
+    ports by name. At the end every server is stopped and the bench database dropped, unless
+    `keep_database`."""
+    servers = {}
+    try:
+        for name, environment in environments.items():
+            servers[name] = start_server(environment, name, directory)
+        for name, (process, port, _) in servers.items():
+            wait_until_serving(port, process, directory / f"{name}.log")
+        yield {name: port for name, (_, port, _) in servers.items()}
+    finally:
+        for process, _, log in servers.values():
+            stop_server(process)
+            log.close()
+        if not keep_database:
+            drop_database(database_url)
 
 
 def main():
@@ -391,13 +414,10 @@ def main():
         environment = base_environment(arguments.database_url, directory)
         print(f"python {platform.python_version()}, {os.cpu_count()} cores, load {os.getloadavg()}")
         key = prepare_database(arguments.database_url, environment)
-        servers = {}
-        try:
-            for variant in VARIANTS:
-                servers[variant] = start_server(environment, variant, directory)
-            for variant, (process, port, _) in servers.items():
-                wait_until_serving(port, process, directory / f"{variant}.log")
-            ports = {variant: port for variant, (_, port, _) in servers.items()}
+        environments = dict.fromkeys(VARIANTS, environment)
+        with running_servers(
+            environments, directory, arguments.database_url, arguments.keep_database
+        ) as ports:
             authorization = {"Authorization": f"Bearer {key}"}
             views = [
                 ("(a) trivial JSON view  GET /bench/pid", "/bench/pid", {}),
@@ -424,12 +444,6 @@ def main():
                     report_throughput(title, rates)
             run_in_process_costs(environment, directory)
             print(f"\nload after: {os.getloadavg()}")
-        finally:
-            for process, _, log in servers.values():
-                stop_server(process)
-                log.close()
-            if not arguments.keep_database:
-                drop_database(arguments.database_url)
 
 
 if __name__ == "__main__":

@@ -41,13 +41,10 @@ from pathlib import Path
 from observability_overhead import (
     BASE_DIR,
     base_environment,
-    drop_database,
     measure,
-    percentile,
     prepare_database,
-    start_server,
-    stop_server,
-    wait_until_serving,
+    report,
+    running_servers,
 )
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/orders_bench_profiling"
@@ -146,18 +143,6 @@ def run_in_process_costs(environment):
     print(completed.stdout, end="")
 
 
-def report(samples):
-    baseline = statistics.median(samples[BASELINE])
-    print(f"\norders list, 50 rows  GET {ORDERS_LIST}")
-    print(f"  {'server':<16} {'median ms':>10} {'p90 ms':>8} {'ratio':>7}")
-    for server, values in samples.items():
-        median = statistics.median(values)
-        print(
-            f"  {server:<16} {median:>10.2f} {percentile(values, 0.9):>8.2f} "
-            f"{median / baseline:>7.3f}"
-        )
-
-
 def load_average():
     return ", ".join(f"{value:.2f}" for value in os.getloadavg())
 
@@ -173,13 +158,12 @@ def main():
             f"load average {load_average()} (1, 5, 15 min) at start"
         )
         key = prepare_database(arguments.database_url, environment)
-        servers = {}
-        try:
-            for server, variables in SERVERS.items():
-                servers[server] = start_server({**environment, **variables}, server, directory)
-            for server, (process, port, _) in servers.items():
-                wait_until_serving(port, process, directory / f"{server}.log")
-            ports = {server: port for server, (_, port, _) in servers.items()}
+        environments = {
+            server: {**environment, **variables} for server, variables in SERVERS.items()
+        }
+        with running_servers(
+            environments, directory, arguments.database_url, arguments.keep_database
+        ) as ports:
             print(f"{arguments.requests} requests per server, one at a time, servers interleaved")
             samples = measure(
                 ports,
@@ -188,16 +172,10 @@ def main():
                 arguments.requests,
                 arguments.warmup,
             )
-            report(samples)
+            report(f"orders list, 50 rows  GET {ORDERS_LIST}", samples, baseline=BASELINE)
             print(f"load average after the servers: {load_average()}")
             run_in_process_costs(environment)
             print(f"\nload average at the end: {load_average()}")
-        finally:
-            for process, _, log in servers.values():
-                stop_server(process)
-                log.close()
-            if not arguments.keep_database:
-                drop_database(arguments.database_url)
 
 
 if __name__ == "__main__":
