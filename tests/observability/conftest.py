@@ -18,6 +18,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import requests
 from django.contrib.auth import get_user_model
 from django.test import override_settings
 
@@ -304,23 +305,41 @@ def sqlite_database_url(tmp_path_factory):
     """A migrated SQLite database file with a staff user, for servers that need no PostgreSQL."""
     path = tmp_path_factory.mktemp("sqlite") / "db.sqlite3"
     url = f"sqlite:///{path}"
-    environment = environment_for_test_mode(
-        DATABASE_URL=url,
-        DJANGO_SUPERUSER_PASSWORD=STAFF_PASSWORD,
-    )
-    migrated = run_manage("migrate", "--noinput", environment=environment)
-    assert migrated.returncode == 0, migrated.stdout + migrated.stderr
-    created = run_manage(
-        "createsuperuser",
-        "--noinput",
-        "--username",
-        STAFF_USERNAME,
-        "--email",
-        "ops@example.com",
-        environment=environment,
-    )
-    assert created.returncode == 0, created.stdout + created.stderr
+    prepare_staff_database(url)
     return url
+
+
+def prepare_staff_database(database_url):
+    """Migrate `database_url` and add the staff superuser STAFF_USERNAME / STAFF_PASSWORD."""
+    environment = environment_for_test_mode(
+        DATABASE_URL=database_url, DJANGO_SUPERUSER_PASSWORD=STAFF_PASSWORD
+    )
+    for command in (
+        ("migrate", "--noinput"),
+        ("createsuperuser", "--noinput", "--username", STAFF_USERNAME, "--email", "o@x.io"),
+    ):
+        completed = run_manage(*command, environment=environment)
+        assert completed.returncode == 0, completed.stdout + completed.stderr
+
+
+def sign_in_as_staff(base_url):
+    """A requests session signed in to the admin of the server at `base_url` as the staff user."""
+    session = requests.Session()
+    login_url = f"{base_url}/admin/login/"
+    session.get(login_url, timeout=10)
+    response = session.post(
+        login_url,
+        data={
+            "username": STAFF_USERNAME,
+            "password": STAFF_PASSWORD,
+            "csrfmiddlewaretoken": session.cookies["csrftoken"],
+            "next": "/admin/",
+        },
+        allow_redirects=False,
+        timeout=10,
+    )
+    assert response.status_code == 302, response.text[:500]
+    return session
 
 
 @pytest.fixture(autouse=True)

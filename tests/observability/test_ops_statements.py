@@ -8,17 +8,15 @@ They run the same in the SQLite and the PostgreSQL pass of the suite.
 
 import psycopg
 import pytest
-import requests
 
 from apps.observability import database_report
 from tests.observability.conftest import (
     POSTGRES_BIN,
-    STAFF_PASSWORD,
-    STAFF_USERNAME,
     ThrowawayPostgres,
     environment_for_test_mode,
+    prepare_staff_database,
+    sign_in_as_staff,
 )
-from tests.processes import run_manage
 
 MARKED_STATEMENT = "SELECT pg_sleep(0.02) AS ops_statements_marker"
 
@@ -39,36 +37,10 @@ def postgres_with_statements():
             server.create_database(database)
         with psycopg.connect(server.url("orders"), autocommit=True) as connection:
             connection.execute("CREATE EXTENSION pg_stat_statements")
-        environment = environment_for_test_mode(
-            DATABASE_URL=server.url("orders"), DJANGO_SUPERUSER_PASSWORD=STAFF_PASSWORD
-        )
-        for command in (
-            ("migrate", "--noinput"),
-            ("createsuperuser", "--noinput", "--username", STAFF_USERNAME, "--email", "o@x.io"),
-        ):
-            completed = run_manage(*command, environment=environment)
-            assert completed.returncode == 0, completed.stdout + completed.stderr
+        prepare_staff_database(server.url("orders"))
         yield server
     finally:
         server.remove()
-
-
-def sign_in_as_staff(base_url):
-    session = requests.Session()
-    session.get(f"{base_url}/admin/login/", timeout=10)
-    response = session.post(
-        f"{base_url}/admin/login/",
-        data={
-            "username": STAFF_USERNAME,
-            "password": STAFF_PASSWORD,
-            "csrfmiddlewaretoken": session.cookies["csrftoken"],
-            "next": "/admin/",
-        },
-        allow_redirects=False,
-        timeout=10,
-    )
-    assert response.status_code == 302, response.text[:500]
-    return session
 
 
 def test_the_staff_page_lists_the_statements_that_took_most_time(

@@ -13,12 +13,10 @@ import threading
 import time
 
 import pytest
-import requests
 
 from tests.observability.conftest import (
-    STAFF_PASSWORD,
-    STAFF_USERNAME,
     environment_for_test_mode,
+    sign_in_as_staff,
     wait_until,
 )
 from tests.processes import production_environment
@@ -173,25 +171,6 @@ def redis_app(sqlite_database_url, redis_server, start_gunicorn):
     )
 
 
-def sign_in_as_staff(server):
-    session = requests.Session()
-    login_url = f"{server.base_url}/admin/login/"
-    session.get(login_url, timeout=10)
-    response = session.post(
-        login_url,
-        data={
-            "username": STAFF_USERNAME,
-            "password": STAFF_PASSWORD,
-            "csrfmiddlewaretoken": session.cookies["csrftoken"],
-            "next": "/admin/",
-        },
-        allow_redirects=False,
-        timeout=10,
-    )
-    assert response.status_code == 302, response.text[:500]
-    return session
-
-
 def test_ready_stays_200_with_the_cache_degraded_when_redis_is_down(redis_server, redis_app):
     assert redis_app.get("/ready").json()["checks"]["cache"]["status"] == "ok"
 
@@ -209,7 +188,7 @@ def test_the_admin_login_page_is_served_when_redis_is_down(redis_server, redis_a
 
 
 def test_a_staff_session_keeps_working_when_redis_goes_down(redis_server, redis_app):
-    session = sign_in_as_staff(redis_app)
+    session = sign_in_as_staff(redis_app.base_url)
 
     redis_server.stop()
     response = session.get(f"{redis_app.base_url}/admin/", allow_redirects=False, timeout=10)
