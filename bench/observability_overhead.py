@@ -180,10 +180,15 @@ def run_in_process_costs(environment, directory):
         "TELEMETRY_FLUSH_SECONDS": "0",
     }
     (directory / "prometheus").mkdir(exist_ok=True)
+    print_in_process_section(__file__, child)
+
+
+def print_in_process_section(script, environment):
+    """Runs `script --in-process` in a fresh process with `environment`; prints its output."""
     completed = subprocess.run(
-        [sys.executable, __file__, "--in-process"],
+        [sys.executable, script, "--in-process"],
         cwd=BASE_DIR,
-        env=child,
+        env=environment,
         capture_output=True,
         text=True,
         check=True,

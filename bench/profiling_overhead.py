@@ -32,7 +32,6 @@ import argparse
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -43,6 +42,7 @@ from observability_overhead import (
     base_environment,
     measure,
     prepare_database,
+    print_in_process_section,
     report,
     running_servers,
 )
@@ -132,15 +132,7 @@ def run_in_process_costs(environment):
         "TELEMETRY_FLUSH_SECONDS": "0",
         "SILK_ENABLED": "false",
     }
-    completed = subprocess.run(
-        [sys.executable, __file__, "--in-process"],
-        cwd=BASE_DIR,
-        env=child,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    print(completed.stdout, end="")
+    print_in_process_section(__file__, child)
 
 
 def load_average():
