@@ -169,10 +169,6 @@ class BucketStart(Func):
         )
 
 
-def _as_datetime(epoch_seconds):
-    return dt.datetime.fromtimestamp(epoch_seconds, tz=dt.UTC)
-
-
 @dataclass
 class Point:
     start: dt.datetime
