@@ -7,7 +7,7 @@ gunicorn), each with a different MIDDLEWARE:
     bare           the project's middleware without the observability parts
     + context      bare + RequestContextMiddleware (request id, one JSON access line a request)
     + telemetry    bare + TelemetryMiddleware
-    + prometheus   bare + PrometheusBefore/AfterMiddleware (apps/observability/prometheus.py)
+    + prometheus   bare + PrometheusBefore/AfterMiddleware (observability/metrics/middleware.py)
     full           the project's MIDDLEWARE as it is
 
 and called in turn with the same WSGI environ (GET /bench/pid, a trivial JSON view; `--view rows`
@@ -54,11 +54,11 @@ from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 OBSERVABILITY_PARTS = {
-    "context": ("apps.observability.request_logging.RequestContextMiddleware",),
-    "telemetry": ("apps.observability.telemetry_middleware.TelemetryMiddleware",),
+    "context": ("apps.observability.logging.middleware.RequestContextMiddleware",),
+    "telemetry": ("apps.observability.telemetry.middleware.TelemetryMiddleware",),
     "prometheus": (
-        "apps.observability.prometheus.PrometheusBeforeMiddleware",
-        "apps.observability.prometheus.PrometheusAfterMiddleware",
+        "apps.observability.metrics.middleware.PrometheusBeforeMiddleware",
+        "apps.observability.metrics.middleware.PrometheusAfterMiddleware",
     ),
 }
 WARM_UP_CALLS = 300

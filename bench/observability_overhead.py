@@ -6,7 +6,7 @@ project's default GUNICORN_THREADS):
     bare                    no request context/logging, Prometheus, telemetry, nor profiling
                             (silk, query inspector); Django's database backends
     prometheus              bare + the Prometheus request middleware and database backend
-                            (apps/observability/prometheus.py, db_backends)
+                            (apps/observability/metrics/middleware.py, db_backends)
     telemetry               bare + TelemetryMiddleware (aggregator, flusher thread)
     context-and-logging     bare + the other apps.observability middleware (request id, one
                             JSON log line per request)
@@ -79,9 +79,9 @@ ROOT_URLCONF = "observability_bench_urls"
 
 
 def part_of(entry):
-    if entry.startswith(("django_prometheus.", "apps.observability.prometheus.")):
+    if entry.startswith(("django_prometheus.", "apps.observability.metrics.middleware.")):
         return "prometheus"
-    if entry.startswith("apps.observability.telemetry_middleware."):
+    if entry.startswith("apps.observability.telemetry.middleware."):
         return "telemetry"
     if entry.startswith(("silk.", "apps.profiling.")):
         return "profiling"
@@ -108,10 +108,10 @@ urlpatterns = bench_urlpatterns + project_urlpatterns
 
 
 MIDDLEWARE_MEASURED = (
-    "apps.observability.prometheus.PrometheusBeforeMiddleware",
-    "apps.observability.prometheus.PrometheusAfterMiddleware",
-    "apps.observability.telemetry_middleware.TelemetryMiddleware",
-    "apps.observability.request_logging.RequestContextMiddleware",
+    "apps.observability.metrics.middleware.PrometheusBeforeMiddleware",
+    "apps.observability.metrics.middleware.PrometheusAfterMiddleware",
+    "apps.observability.telemetry.middleware.TelemetryMiddleware",
+    "apps.observability.logging.middleware.RequestContextMiddleware",
     "silk.middleware.SilkyMiddleware",
     "apps.profiling.middleware.QueryInspectorMiddleware",
 )

@@ -53,7 +53,7 @@ def configure(database_url):
 def row_values(rng, minute, route_number, route):
     """One RequestMinute row as field values: busier and slower routes by number, with noise,
     1 % of minutes with a 5xx, 5 % with a 4xx, latencies log-normal around the route's typical."""
-    from apps.observability import telemetry
+    from apps.observability.telemetry import aggregation as telemetry
 
     requests = max(1, int(rng.gauss(5 + route_number % 20, 2)))
     buckets = [0] * telemetry.BUCKET_COUNT
@@ -90,7 +90,7 @@ def write_rows(rows):
     rows/s there (a million rows would take a quarter of an hour), COPY about 20 times that."""
     from django.db import connection
 
-    from apps.observability.models import RequestMinute
+    from apps.observability.telemetry.models import RequestMinute
 
     if connection.vendor != "postgresql":
         RequestMinute.objects.bulk_create(RequestMinute(**values) for values in rows)
@@ -109,7 +109,7 @@ def write_rows(rows):
 def seed(days, routes, reseed):
     from django.db import connection
 
-    from apps.observability.models import RequestMinute, RequestQuarterHour
+    from apps.observability.telemetry.models import RequestMinute, RequestQuarterHour
 
     expected = days * 24 * 60 * routes
     # The bench's own page requests are counted too (route /admin/ops/...): not seed rows.
@@ -152,8 +152,8 @@ def fill_rollup():
     that already holds minutes."""
     from django.db import connection
 
-    from apps.observability.models import RequestQuarterHour
-    from apps.observability.telemetry import backfill_quarter_hours
+    from apps.observability.telemetry.aggregation import backfill_quarter_hours
+    from apps.observability.telemetry.models import RequestQuarterHour
 
     present = RequestQuarterHour.objects.count()
     if present:
@@ -173,7 +173,7 @@ def measure(runs):
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
 
-    from apps.observability import ops_queries
+    from apps.observability.ops import queries as ops_queries
 
     user = get_user_model().objects.filter(username="ops-bench").first()
     if user is None:

@@ -93,20 +93,20 @@ MIDDLEWARE = [
     # Static files are answered here, before any per-request work.
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # Probes answer before host validation and sessions: the kubelet sends the pod IP as Host.
-    "apps.observability.middleware.ProbeMiddleware",
+    "apps.observability.health.middleware.ProbeMiddleware",
     # Request id (X-Request-ID) and context for every log line, one access line per request;
     # outside everything that logs or measures, so their lines carry the request id too.
-    "apps.observability.request_logging.RequestContextMiddleware",
+    "apps.observability.logging.middleware.RequestContextMiddleware",
     # Starts the Prometheus request clock; after the probes, so scrapes and probes are not traffic.
-    # django-prometheus' middleware kept to the metrics ops read (apps/observability/prometheus.py).
-    "apps.observability.prometheus.PrometheusBeforeMiddleware",
+    # django-prometheus' middleware kept to the metrics ops read (observability/metrics).
+    "apps.observability.metrics.middleware.PrometheusBeforeMiddleware",
     # (silk goes here when SILK_ENABLED, see below.) Query inspector on NPLUSONE_SAMPLE_RATE of the
     # requests: inside silk, so that silk's own queries are not findings; outside telemetry and
     # everything after it, so that session, auth and view queries are inspected too.
     "apps.profiling.middleware.QueryInspectorMiddleware",
-    # Request statistics (apps/observability/telemetry.py); outside auth and sessions so that
-    # their cost and their failures are measured too.
-    "apps.observability.telemetry_middleware.TelemetryMiddleware",
+    # Request statistics (apps/observability/telemetry); outside auth and sessions so that their
+    # cost and their failures are measured too.
+    "apps.observability.telemetry.middleware.TelemetryMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     # Validates Host against ALLOWED_HOSTS and appends slashes.
     "django.middleware.common.CommonMiddleware",
@@ -115,7 +115,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last: labels Prometheus request metrics with the resolved view and the final status.
-    "apps.observability.prometheus.PrometheusAfterMiddleware",
+    "apps.observability.metrics.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "project.urls"
@@ -132,7 +132,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "apps.observability.context_processors.deployment",
+                "apps.observability.ops.context_processors.deployment",
             ],
         },
     },
@@ -156,8 +156,8 @@ SQLITE_BUSY_TIMEOUT_MS = 5000
 # django-prometheus' subclasses of the same backends count queries, errors and connections;
 # apps/observability/db_backends builds their cursor class once, not on every connect.
 PROMETHEUS_DATABASE_ENGINES = {
-    "django.db.backends.sqlite3": "apps.observability.db_backends.sqlite3",
-    "django.db.backends.postgresql": "apps.observability.db_backends.postgresql",
+    "django.db.backends.sqlite3": "apps.observability.metrics.db_backends.sqlite3",
+    "django.db.backends.postgresql": "apps.observability.metrics.db_backends.postgresql",
 }
 if DB_POOL_MIN_SIZE > DB_POOL_MAX_SIZE:
     raise ImproperlyConfigured(
@@ -345,7 +345,7 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_CLASSES": ["apps.tenants.throttling.APIKeyRateThrottle"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     # JSON only, limited to DJANGO_MAX_BODY_BYTES (413 beyond).
-    "DEFAULT_PARSER_CLASSES": ["apps.orders.api.parsers.LimitedJSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["apps.api.parsers.LimitedJSONParser"],
     "DEFAULT_PAGINATION_CLASS": "apps.orders.api.pagination.ApiCursorPagination",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "EXCEPTION_HANDLER": "apps.orders.api.errors.exception_handler",
@@ -423,15 +423,18 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {
         "structured": {
-            "()": "apps.observability.logging.structured_formatter",
+            "()": "apps.observability.logging.formatting.structured_formatter",
             "log_format": LOG_FORMAT,
         },
         # The file is for machines: JSON lines whatever LOG_FORMAT says.
-        "json": {"()": "apps.observability.logging.structured_formatter", "log_format": "json"},
+        "json": {
+            "()": "apps.observability.logging.formatting.structured_formatter",
+            "log_format": "json",
+        },
     },
     "filters": {
         "skip_requests_with_access_line": {
-            "()": "apps.observability.logging.SkipRequestsWithAccessLine"
+            "()": "apps.observability.logging.formatting.SkipRequestsWithAccessLine"
         },
     },
     "handlers": {
@@ -466,7 +469,7 @@ LOGGING = {
     },
 }
 
-# Error tracking (apps/observability/sentry.py).
+# Error tracking (apps/observability/logging/sentry.py).
 SENTRY_DSN = env.str("SENTRY_DSN", default="")
 SENTRY_TRACES_SAMPLE_RATE = env.float(
     "SENTRY_TRACES_SAMPLE_RATE", default=0.0, minimum=0.0, maximum=1.0
@@ -475,7 +478,7 @@ SENTRY_ENVIRONMENT = env.str("SENTRY_ENVIRONMENT", default=DJANGO_ENV)
 SENTRY_RELEASE = env.str("SENTRY_RELEASE", default="" if GIT_SHA == "unknown" else GIT_SHA)
 if SENTRY_DSN:
     # Only with a DSN: sentry_sdk.init(dsn="") would still install the Django integration.
-    from apps.observability.sentry import init_sentry
+    from apps.observability.logging.sentry import init_sentry
 
     init_sentry(
         dsn=SENTRY_DSN,
@@ -505,7 +508,7 @@ if SILK_ENABLED:
     # time like any other work; before the query inspector and telemetry so that their queries
     # in a recorded request are silk's too, and outside auth (its UI needs sessions and users).
     MIDDLEWARE.insert(
-        MIDDLEWARE.index("apps.observability.prometheus.PrometheusBeforeMiddleware") + 1,
+        MIDDLEWARE.index("apps.observability.metrics.middleware.PrometheusBeforeMiddleware") + 1,
         "silk.middleware.SilkyMiddleware",
     )
     # Its UI is open to anyone by default: staff sessions only.

@@ -11,7 +11,7 @@ handler400 = "apps.orders.api.errors.bad_request"
 
 urlpatterns = [
     # Ops dashboards (staff); before the admin, whose admin/<app_label>/ would catch them.
-    path("admin/ops/", include("apps.observability.ops_urls")),
+    path("admin/ops/", include("apps.observability.ops.urls")),
     path("admin/", admin.site.urls),
     # REST API v1, its OpenAPI schema and Swagger UI; unknown /api/ URLs answer a JSON 404.
     path("api/", include("apps.orders.api.urls")),

@@ -19,8 +19,8 @@ pass the response on.
 import contextvars
 import functools
 
-from apps.observability import metrics
-from apps.observability.logging import get_logger
+from apps.observability.logging.formatting import get_logger
+from apps.observability.metrics import registry as metrics
 
 logger = get_logger(__name__)
 

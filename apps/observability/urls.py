@@ -1,6 +1,7 @@
 from django.urls import path
 
-from apps.observability import stats, views
+from apps.observability.health import views
+from apps.observability.telemetry import statistics as stats
 
 # /health and /ready are answered by ProbeMiddleware, before host validation and sessions.
 # /health-detailed needs the session (staff access), so it goes through the whole chain.

@@ -7,4 +7,4 @@ class OrdersConfig(AppConfig):
 
     def ready(self):
         # Registers the Bearer API key security scheme with drf-spectacular.
-        from apps.orders.api import schema  # noqa: F401
+        from apps.api import schema  # noqa: F401

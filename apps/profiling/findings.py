@@ -3,7 +3,7 @@
 A sampled request (apps/profiling/middleware.py) or an inspected command hands its report to
 `record_findings`: each finding is counted (orders_query_findings_total{kind}) and merged into
 this process's buffer under its key (kind, fingerprint, call site, source), in memory, no I/O.
-The telemetry flusher (apps/observability/flusher.py) calls `flush_findings` every
+The telemetry flusher (apps/common/flusher.py) calls `flush_findings` every
 TELEMETRY_FLUSH_SECONDS and when the worker exits: one atomic upsert per finding (INSERT ... ON
 CONFLICT DO UPDATE SET occurrences = occurrences + excluded.occurrences, GREATEST/MAX for the
 maxima, on PostgreSQL and SQLite), so processes adding into the same row never lose an update.
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from django.db import connections, router, transaction
 
-from apps.observability.logging import get_logger
+from apps.observability.logging.formatting import get_logger
 from apps.profiling import metrics
 
 logger = get_logger(__name__)
@@ -311,7 +311,7 @@ def prune_findings(retention_days, batch_size=PRUNE_BATCH_SIZE, now=None):
     """Delete findings last seen more than `retention_days` ago, in batches of `batch_size`.
 
     Whatever their status: a pruned finding that comes back is new again. Returns the number
-    deleted, keyed by model name like apps.observability.telemetry.prune_telemetry.
+    deleted, keyed by model name like apps.observability.telemetry.aggregation.prune_telemetry.
     """
     from apps.profiling.models import QueryFinding
 

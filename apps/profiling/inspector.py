@@ -18,8 +18,8 @@ from django.conf import settings
 from django.db import connections
 from django.db.backends.signals import connection_created
 
+from apps.common.sql import fingerprint_of, normalise_sql
 from apps.profiling.callsite import find_callsite, wrapper_codes
-from apps.profiling.fingerprint import fingerprint_of, normalise_sql
 
 N_PLUS_ONE = "n_plus_one"
 DUPLICATE = "duplicate"

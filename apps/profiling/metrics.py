@@ -1,6 +1,6 @@
 """Prometheus counters of the query inspector, exported by /metrics with the project's others.
 
-Plain prometheus_client counters, as in apps/observability/metrics.py: under gunicorn
+Plain prometheus_client counters, as in apps/observability/metrics/registry.py: under gunicorn
 (PROMETHEUS_MULTIPROC_DIR set) every process writes its values to files there and /metrics adds
 them up, dead processes included.
 """

@@ -14,8 +14,8 @@ from django.apps import apps
 from django.conf import settings
 from django.core.exceptions import MiddlewareNotUsed
 
-from apps.observability.logging import get_logger
-from apps.observability.request_context import current_request_id, route_template
+from apps.common.request_context import current_request_id, route_template
+from apps.observability.logging.formatting import get_logger
 from apps.profiling import findings, metrics
 from apps.profiling.callsite import pass_through
 from apps.profiling.inspector import Unit, active_unit

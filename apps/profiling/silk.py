@@ -12,7 +12,7 @@ import random
 
 from django.conf import settings
 
-from apps.observability.redaction import redact, redact_text
+from apps.common.redaction import redact, redact_text
 
 # Never recorded: probes and scrapes (orchestrator traffic, not user traffic), the stats JSON,
 # static files and silk's own pages.

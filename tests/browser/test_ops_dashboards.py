@@ -9,8 +9,8 @@ import time
 import pytest
 from django.contrib.auth import get_user_model
 
-from apps.observability import telemetry
-from apps.observability.models import ErrorGroup, SlowRequest
+from apps.observability.telemetry import aggregation as telemetry
+from apps.observability.telemetry.models import ErrorGroup, SlowRequest
 from tests.browser.conftest import STAFF_PASSWORD, STAFF_USERNAME
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

@@ -253,7 +253,7 @@ def test_dockerignore_keeps_local_state_out_of_the_build_context(path):
         "manage.py",
         "gunicorn.conf.py",
         "project/settings.py",
-        "apps/observability/views.py",
+        "apps/observability/health/views.py",
         "templates/admin/base_site.html",
     ],
 )

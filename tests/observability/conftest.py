@@ -22,7 +22,9 @@ import requests
 from django.contrib.auth import get_user_model
 from django.test import override_settings
 
-from apps.observability import draining, health, telemetry
+from apps.observability.health import checks as health
+from apps.observability.health import draining
+from apps.observability.telemetry import aggregation as telemetry
 from tests.processes import (
     free_port,
     project_environment,

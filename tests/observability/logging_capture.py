@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 from django.conf import settings
 
-from apps.observability.logging import structured_formatter
+from apps.observability.logging.formatting import structured_formatter
 
 ACCESS_LOGGER = "apps.observability.access"
 

@@ -7,7 +7,7 @@ from tests.processes import project_environment, run_python
 INSTALL_AND_SIGNAL = textwrap.dedent(
     """
     import os, signal
-    from apps.observability import draining
+    from apps.observability.health import draining
 
     calls = []
     signal.signal(signal.SIGTERM, lambda signum, frame: calls.append(signum))
@@ -29,7 +29,7 @@ def test_sigterm_starts_draining_and_still_reaches_the_previous_handler():
 def test_sigterm_without_a_previous_handler_still_ends_the_process():
     code = (
         "import os, signal\n"
-        "from apps.observability import draining\n"
+        "from apps.observability.health import draining\n"
         "draining.install_drain_signal_handler()\n"
         "os.kill(os.getpid(), signal.SIGTERM)\n"
         "print('survived')\n"

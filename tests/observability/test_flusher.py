@@ -13,8 +13,14 @@ from django.db import connection
 from django.test import override_settings
 from django.utils import timezone
 
-from apps.observability import flusher, telemetry
-from apps.observability.models import ErrorGroup, RequestMinute, RequestQuarterHour, SlowRequest
+from apps.common import flusher
+from apps.observability.telemetry import aggregation as telemetry
+from apps.observability.telemetry.models import (
+    ErrorGroup,
+    RequestMinute,
+    RequestQuarterHour,
+    SlowRequest,
+)
 
 
 @pytest.fixture(autouse=True)

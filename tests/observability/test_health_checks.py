@@ -11,7 +11,7 @@ from django.test import override_settings
 from health_check import HealthCheck
 from health_check.exceptions import ServiceUnavailable, ServiceWarning
 
-from apps.observability import health
+from apps.observability.health import checks as health
 
 DUMMY_CACHE = {"default": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}}
 

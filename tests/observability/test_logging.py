@@ -13,9 +13,9 @@ from django.http import JsonResponse
 from django.test import Client, RequestFactory
 from prometheus_client import REGISTRY
 
-from apps.observability import request_logging
-from apps.observability.logging import emit, json_dumps, structured_formatter
-from apps.observability.request_logging import RequestContextMiddleware, query_fingerprint
+from apps.observability.logging import middleware as request_logging
+from apps.observability.logging.formatting import emit, json_dumps, structured_formatter
+from apps.observability.logging.middleware import RequestContextMiddleware, query_fingerprint
 from apps.tenants.models import Organization, OrganizationAPIKey
 from tests.observability import canaries
 from tests.observability.logging_capture import (
@@ -358,7 +358,7 @@ def test_only_middleware_that_pass_the_response_on_sit_outside_the_request_conte
     assert outside == [
         "django.middleware.security.SecurityMiddleware",
         "whitenoise.middleware.WhiteNoiseMiddleware",
-        "apps.observability.middleware.ProbeMiddleware",
+        "apps.observability.health.middleware.ProbeMiddleware",
     ]
 
 

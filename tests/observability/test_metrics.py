@@ -8,8 +8,8 @@ from django.test import Client, override_settings
 from django.urls import include, path
 from prometheus_client.parser import text_string_to_metric_families
 
-from apps.observability import metrics
-from apps.observability.db_backends import cursor_wrapper_class
+from apps.observability.metrics import registry as metrics
+from apps.observability.metrics.db_backends import cursor_wrapper_class
 from tests.observability.conftest import bearer
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("metrics_token")]
@@ -163,7 +163,7 @@ def test_an_unhandled_exception_is_counted_once_per_request():
 
 
 def test_database_metrics_come_from_the_django_prometheus_backend(client):
-    assert connection.settings_dict["ENGINE"].startswith("apps.observability.db_backends.")
+    assert connection.settings_dict["ENGINE"].startswith("apps.observability.metrics.db_backends.")
     before = scrape(client)
     for _ in range(3):
         get_user_model().objects.count()

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from apps.observability import charts
+from apps.observability.ops import charts
 
 START = dt.datetime(2026, 11, 27, 8, 0, tzinfo=dt.UTC)
 

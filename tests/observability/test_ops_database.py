@@ -13,7 +13,7 @@ import psycopg
 import pytest
 from django.db import connection
 
-from apps.observability.models import RequestMinute
+from apps.observability.telemetry.models import RequestMinute
 from tests.observability.conftest import wait_until
 
 pytestmark = [

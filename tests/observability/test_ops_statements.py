@@ -9,7 +9,7 @@ They run the same in the SQLite and the PostgreSQL pass of the suite.
 import psycopg
 import pytest
 
-from apps.observability import database_report
+from apps.observability.ops import database_report
 from tests.observability.conftest import (
     POSTGRES_BIN,
     ThrowawayPostgres,

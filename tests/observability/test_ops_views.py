@@ -10,8 +10,8 @@ from django.contrib.auth import get_user_model
 from django.test import override_settings
 from django.urls import NoReverseMatch, reverse
 
-from apps.observability import telemetry
-from apps.observability.models import ErrorGroup, SlowRequest
+from apps.observability.telemetry import aggregation as telemetry
+from apps.observability.telemetry.models import ErrorGroup, SlowRequest
 from apps.profiling.models import QueryFinding
 
 pytestmark = [

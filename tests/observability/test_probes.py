@@ -4,7 +4,8 @@ import pytest
 from django.test import Client, override_settings
 from health_check.exceptions import ServiceUnavailable
 
-from apps.observability import draining, health, middleware
+from apps.observability.health import checks as health
+from apps.observability.health import draining, middleware
 from tests.observability.logging_capture import captured_console, json_lines
 
 DUMMY_CACHE = {"default": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}}
@@ -114,8 +115,10 @@ def probe_lines(client, path, times=1):
     with captured_console() as console:
         responses = [client.get(path) for _ in range(times)]
     lines = json_lines(console.getvalue())
-    # The health checks log their own failures (apps.observability.health); not about probes.
-    return responses, [line for line in lines if line["logger"] != "apps.observability.health"]
+    # The health checks log their own failures (apps.observability.health.checks); not about probes.
+    return responses, [
+        line for line in lines if line["logger"] != "apps.observability.health.checks"
+    ]
 
 
 @pytest.mark.django_db

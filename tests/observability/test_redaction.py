@@ -2,7 +2,7 @@
 
 import pytest
 
-from apps.observability.redaction import (
+from apps.common.redaction import (
     REDACTED,
     redact,
     redact_event_dict,

@@ -11,13 +11,13 @@ from django.http import HttpResponse
 from django.test import Client, RequestFactory
 from django.urls import resolve
 
-from apps.observability.request_context import (
+from apps.common.request_context import (
     current_request_id,
     current_route,
     request_id_from_header,
     route_template,
 )
-from apps.observability.request_logging import RequestContextMiddleware
+from apps.observability.logging.middleware import RequestContextMiddleware
 from tests.observability import urls_for_logging
 from tests.observability.logging_capture import captured_console, json_lines
 

@@ -14,8 +14,8 @@ from django.core.handlers.wsgi import WSGIHandler
 from django.test import Client
 from sentry_sdk.transport import Transport
 
-from apps.observability.redaction import REDACTED
-from apps.observability.sentry import (
+from apps.common.redaction import REDACTED
+from apps.observability.logging.sentry import (
     before_send_transaction,
     init_sentry,
     traces_sampler_for,

@@ -8,8 +8,8 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from apps.observability import telemetry
-from apps.observability.models import RequestMinute
+from apps.observability.telemetry import aggregation as telemetry
+from apps.observability.telemetry.models import RequestMinute
 from tests.observability.conftest import bearer
 
 pytestmark = [

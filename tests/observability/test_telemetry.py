@@ -14,8 +14,9 @@ from django.test import Client, override_settings
 from django.urls import include, path
 from prometheus_client import REGISTRY
 
-from apps.observability import request_context, telemetry
-from apps.observability.models import ErrorGroup, RequestMinute, SlowRequest
+from apps.common import request_context
+from apps.observability.telemetry import aggregation as telemetry
+from apps.observability.telemetry.models import ErrorGroup, RequestMinute, SlowRequest
 
 pytestmark = pytest.mark.urls(__name__)
 
@@ -30,7 +31,7 @@ def run_three_queries(request, pk):
 
 
 def fail_in_project_code(request):
-    # Raised inside apps/observability/telemetry.py: that frame names the error group.
+    # Raised inside apps/observability/telemetry/aggregation.py: that frame names the error group.
     telemetry.percentile_from_buckets(None, 0.5)
     return JsonResponse({})
 
@@ -41,12 +42,12 @@ def answer_slowly(request):
 
 
 def list_query_wrappers(request):
-    """The execute wrappers of the observability apps on the connection, during a request."""
+    """The execute wrappers of the request context on the connection, during a request."""
     get_user_model().objects.count()
     wrappers = [
         wrapper
         for wrapper in connection.execute_wrappers
-        if getattr(wrapper, "__module__", "").startswith("apps.observability")
+        if getattr(wrapper, "__module__", "").startswith(("apps.observability", "apps.common"))
     ]
     return JsonResponse(
         {"count_query": [wrapper is request_context.count_query for wrapper in wrappers]}
@@ -191,7 +192,9 @@ def test_an_exception_counts_as_5xx_and_opens_an_error_group(client):
     assert (route, method) == ("/telemetry-test/boom/", "GET")
     assert row[telemetry.STATUS_5XX] == 1
     assert occurrence.exception_class == "builtins.TypeError"
-    assert occurrence.frame == "apps/observability/telemetry.py in percentile_from_buckets"
+    assert (
+        occurrence.frame == "apps/observability/telemetry/aggregation.py in percentile_from_buckets"
+    )
     assert "not iterable" in occurrence.sample_message
 
 
@@ -226,7 +229,7 @@ def test_queries_are_counted_by_one_wrapper_shared_with_the_access_line(client):
 WITHOUT_REQUEST_CONTEXT = [
     entry
     for entry in settings.MIDDLEWARE
-    if entry != "apps.observability.request_logging.RequestContextMiddleware"
+    if entry != "apps.observability.logging.middleware.RequestContextMiddleware"
 ]
 
 

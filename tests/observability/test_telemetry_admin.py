@@ -5,7 +5,7 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
-from apps.observability.models import ErrorGroup, RequestMinute, SlowRequest
+from apps.observability.telemetry.models import ErrorGroup, RequestMinute, SlowRequest
 
 pytestmark = pytest.mark.django_db
 

@@ -19,7 +19,7 @@ from django.db import connection
 from prometheus_client.parser import text_string_to_metric_families
 from psycopg import sql
 
-from apps.observability import telemetry
+from apps.observability.telemetry import aggregation as telemetry
 from tests.observability.conftest import wait_until
 from tests.processes import (
     free_port,
@@ -236,7 +236,7 @@ def test_requests_are_answered_while_the_flusher_cannot_reach_the_database(tmp_p
 CONCURRENT_FLUSHER = """
 import django
 django.setup()
-from apps.observability import telemetry
+from apps.observability.telemetry import aggregation as telemetry
 from tests.observability.conftest import wait_until
 
 minute, rounds, per_round = {minute}, {rounds}, {per_round}
@@ -257,7 +257,7 @@ print("done")
 @pytest.mark.skipif(not ON_POSTGRES, reason="runs in the PostgreSQL pass (DATABASE_URL set)")
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_flushes_from_several_processes_lose_nothing():
-    from apps.observability.models import ErrorGroup, RequestMinute
+    from apps.observability.telemetry.models import ErrorGroup, RequestMinute
 
     processes, rounds, per_round = 4, 30, 20
     minute = (int(time.time()) // 60) * 60

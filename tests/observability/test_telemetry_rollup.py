@@ -14,10 +14,11 @@ from django.db import connection
 from django.db.models import Sum
 from django.test.utils import CaptureQueriesContext
 
-from apps.observability import ops_queries, telemetry
-from apps.observability.models import RequestMinute, RequestQuarterHour
-from apps.observability.ops_queries import BucketStart
-from apps.observability.stats import aggregates, summarize
+from apps.observability.ops import queries as ops_queries
+from apps.observability.ops.queries import BucketStart
+from apps.observability.telemetry import aggregation as telemetry
+from apps.observability.telemetry.models import RequestMinute, RequestQuarterHour
+from apps.observability.telemetry.statistics import aggregates, summarize
 
 pytestmark = [pytest.mark.django_db, pytest.mark.no_nplusone]
 

@@ -14,7 +14,7 @@ from django.http import JsonResponse
 from django.urls import include, path
 from django.views.decorators.csrf import csrf_exempt
 
-from apps.observability.request_context import current_request_id, current_route
+from apps.common.request_context import current_request_id, current_route
 from tests.observability import canaries
 
 stdlib_logger = logging.getLogger("apps.logging_test")

@@ -12,7 +12,7 @@ from django.test import override_settings
 from django.utils import timezone
 from prometheus_client import REGISTRY
 
-from apps.observability import flusher
+from apps.common import flusher
 from apps.profiling import findings
 from apps.profiling.models import QueryFinding
 from tests.profiling.conftest import n_plus_one_report

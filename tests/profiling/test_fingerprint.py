@@ -2,7 +2,7 @@
 
 import pytest
 
-from apps.profiling.fingerprint import fingerprint_of, normalise_sql
+from apps.common.sql import fingerprint_of, normalise_sql
 
 
 def test_string_and_number_literals_become_placeholders():

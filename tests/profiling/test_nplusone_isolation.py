@@ -9,8 +9,9 @@ import pytest
 from django.db import connection, connections
 from django.db.utils import load_backend
 
+from apps.common import sql as fingerprint
 from apps.orders.models import Customer
-from apps.profiling import fingerprint, inspector, pytest_plugin
+from apps.profiling import inspector, pytest_plugin
 from apps.profiling.nplusone import detect_nplusone
 from tests.orders.factories import make_customer, make_organization
 

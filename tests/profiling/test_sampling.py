@@ -82,7 +82,7 @@ def test_the_inspector_sits_inside_silk_and_outside_telemetry():
     middleware = project_settings.MIDDLEWARE
     inspector = middleware.index("apps.profiling.middleware.QueryInspectorMiddleware")
     assert middleware[inspector - 1] == "silk.middleware.SilkyMiddleware"
-    telemetry = "apps.observability.telemetry_middleware.TelemetryMiddleware"
+    telemetry = "apps.observability.telemetry.middleware.TelemetryMiddleware"
     assert middleware[inspector + 1] == telemetry
 
 

@@ -68,7 +68,7 @@ def test_silk_middleware_sits_between_prometheus_and_telemetry(production):
     middleware = production["middleware"]
     silk = middleware.index("silk.middleware.SilkyMiddleware")
     assert middleware[silk - 1].endswith(".PrometheusBeforeMiddleware")
-    assert silk < middleware.index("apps.observability.telemetry_middleware.TelemetryMiddleware")
+    assert silk < middleware.index("apps.observability.telemetry.middleware.TelemetryMiddleware")
 
 
 def test_disabled_silk_is_not_an_installed_app(disabled):

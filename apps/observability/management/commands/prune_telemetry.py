@@ -1,7 +1,7 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from apps.observability.telemetry import PRUNE_BATCH_SIZE, prune_telemetry
+from apps.observability.telemetry.aggregation import PRUNE_BATCH_SIZE, prune_telemetry
 from apps.profiling.findings import prune_findings
 
 

@@ -15,9 +15,11 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
-from apps.observability import health, metrics, telemetry
-from apps.observability.access import staff_or_token_required
-from apps.observability.models import RequestMinute
+from apps.observability.authorization import staff_or_token_required
+from apps.observability.health import checks as health
+from apps.observability.metrics import registry as metrics
+from apps.observability.telemetry import aggregation as telemetry
+from apps.observability.telemetry.models import RequestMinute
 
 DEFAULT_MINUTES = 60
 MAX_MINUTES = 1440

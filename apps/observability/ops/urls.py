@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from apps.observability import ops_views
+from apps.observability.ops import views as ops_views
 
 app_name = "ops"
 urlpatterns = [

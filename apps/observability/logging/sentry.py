@@ -3,7 +3,7 @@
 `sentry_sdk.init(dsn="")` would still install the Django integration (and its cost), so settings
 call `init_sentry` only with a DSN. What leaves the process is scrubbed twice: Sentry's
 EventScrubber with a longer deny list (it matches exact key names), then the project's redaction
-(apps/observability/redaction.py: key names as substrings, secrets inside any text) in
+(apps/common/redaction.py: key names as substrings, secrets inside any text) in
 before_send and before_send_transaction. Request bodies are never sent.
 
 Events carry the request id (also in the logs and the X-Request-ID response header), the route
@@ -17,8 +17,8 @@ from sentry_sdk.integrations.django import DjangoIntegration
 from sentry_sdk.integrations.logging import ignore_logger
 from sentry_sdk.scrubber import DEFAULT_DENYLIST, EventScrubber
 
-from apps.observability.redaction import redact_sentry_event
-from apps.observability.request_context import current_request_state, request_identity
+from apps.common.redaction import redact_sentry_event
+from apps.common.request_context import current_request_state, request_identity
 
 # Probes, the metrics scrape, ops pages and static files: high volume, nothing to learn from
 # their traces.

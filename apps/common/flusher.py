@@ -22,8 +22,9 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import connections
 
-from apps.observability import metrics, telemetry
-from apps.observability.logging import get_logger
+from apps.observability.logging.formatting import get_logger
+from apps.observability.metrics import registry as metrics
+from apps.observability.telemetry import aggregation as telemetry
 from apps.profiling import findings as query_findings
 
 logger = get_logger(__name__)

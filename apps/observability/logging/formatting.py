@@ -5,7 +5,7 @@ logger (Django, DRF, gunicorn, libraries) and events from structlog loggers leav
 same processors: JSON lines in production, a readable console format in development.
 
 Every line gets the request context (request id, method, route, user and organization ids) while
-a request is being served, and every line is redacted (apps/observability/redaction.py) after its
+a request is being served, and every line is redacted (apps/common/redaction.py) after its
 exception is rendered, so secrets in messages, fields and tracebacks never reach a handler.
 
 The access line, written on every request, takes a shorter road to the same handlers (`emit`):
@@ -21,8 +21,8 @@ import os
 import orjson
 import structlog
 
-from apps.observability.redaction import redact_event_dict
-from apps.observability.request_context import current_request_state, request_identity
+from apps.common.redaction import redact_event_dict
+from apps.common.request_context import current_request_state, request_identity
 
 
 def add_process_id(logger, method_name, event_dict):

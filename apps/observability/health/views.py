@@ -5,8 +5,9 @@ from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
-from apps.observability import draining, health
-from apps.observability.access import staff_or_token_required
+from apps.observability.authorization import staff_or_token_required
+from apps.observability.health import checks as health
+from apps.observability.health import draining
 
 
 @never_cache

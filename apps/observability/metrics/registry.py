@@ -23,7 +23,7 @@ from django.utils.functional import SimpleLazyObject
 from django.views.decorators.cache import never_cache
 from prometheus_client import Counter, Gauge, multiprocess
 
-from apps.observability.access import access_denied, has_valid_token
+from apps.observability.authorization import access_denied, has_valid_token
 
 SLOW_REQUESTS = Counter(
     "orders_slow_requests_total",

@@ -27,8 +27,12 @@ from django_redis import get_redis_connection
 from prometheus_client import multiprocess
 from redis.exceptions import RedisError
 
-from apps.observability import charts, database_report, health, metrics, ops_queries, telemetry
-from apps.observability.ops_queries import BadParameter
+from apps.observability.health import checks as health
+from apps.observability.metrics import registry as metrics
+from apps.observability.ops import charts, database_report
+from apps.observability.ops import queries as ops_queries
+from apps.observability.ops.queries import BadParameter
+from apps.observability.telemetry import aggregation as telemetry
 
 REFRESH_CHOICES = (0, 30, 60, 300)
 TIME_FORMATS = {

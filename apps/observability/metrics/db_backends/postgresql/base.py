@@ -1,7 +1,7 @@
 from django.db.backends.postgresql import base
 from django_prometheus.db.backends.postgresql import base as prometheus_base
 
-from apps.observability.db_backends import cursor_wrapper_class
+from apps.observability.metrics.db_backends import cursor_wrapper_class
 
 
 class DatabaseWrapper(prometheus_base.DatabaseWrapper):

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.db import DatabaseError, connections, transaction
 
-from apps.observability import health
+from apps.observability.health import checks as health
 from project.db_routers import replica_aliases
 
 ALIAS = "default"

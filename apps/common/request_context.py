@@ -4,7 +4,7 @@ Context variables are per thread and per asyncio task, so threaded workers and a
 see their own request. Logging (structlog's merge_contextvars and `add_request_context`),
 telemetry and error tracking read them through these functions.
 
-RequestContextMiddleware (apps/observability/request_logging.py) sets them at the start of a
+RequestContextMiddleware (apps/observability/logging/middleware.py) sets them at the start of a
 request and resets them at its end. The queries of the request (count, time, statements) and the
 exception that turned it into a 500 are gathered here once, for the access line and telemetry.
 """

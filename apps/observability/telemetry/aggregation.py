@@ -2,7 +2,7 @@
 
 TelemetryMiddleware calls `record_request` once per request. The aggregator adds the request to a
 row keyed by (minute, route, method) under a lock: a few additions in memory, no I/O. The flusher
-(apps/observability/flusher.py) calls `flush_telemetry` every TELEMETRY_FLUSH_SECONDS and when
+(apps/common/flusher.py) calls `flush_telemetry` every TELEMETRY_FLUSH_SECONDS and when
 the worker exits; it writes every buffered row with one atomic upsert (INSERT ... ON CONFLICT DO
 UPDATE SET column = column + excluded.column, on PostgreSQL and SQLite), so processes adding into
 the same minute row never lose an update. The same transaction adds the rows, summed per 15
@@ -26,10 +26,10 @@ from pathlib import Path
 from django.conf import settings
 from django.db import connections, router, transaction
 
-from apps.observability import metrics
-from apps.observability.logging import get_logger
-from apps.observability.redaction import redact_text
-from apps.observability.request_context import route_template
+from apps.common.redaction import redact_text
+from apps.common.request_context import route_template
+from apps.observability.logging.formatting import get_logger
+from apps.observability.metrics import registry as metrics
 
 logger = get_logger(__name__)
 
@@ -452,7 +452,7 @@ def flush_telemetry():
 def write_batch(batch):
     """One transaction: the minute rows and their quarter-hour rollup, the slow requests and the
     error groups, or nothing."""
-    from apps.observability.models import (
+    from apps.observability.telemetry.models import (
         ErrorGroup,
         RequestMinute,
         RequestQuarterHour,
@@ -639,11 +639,11 @@ def backfill_quarter_hours(minute_model=None, quarter_hour_model=None, using=Non
     """
     from django.db.models import Max, Min
 
-    from apps.observability.ops_queries import BucketStart
-    from apps.observability.stats import aggregates
+    from apps.observability.ops.queries import BucketStart
+    from apps.observability.telemetry.statistics import aggregates
 
     if minute_model is None or quarter_hour_model is None:
-        from apps.observability.models import RequestMinute, RequestQuarterHour
+        from apps.observability.telemetry.models import RequestMinute, RequestQuarterHour
 
         minute_model, quarter_hour_model = RequestMinute, RequestQuarterHour
     using = using or router.db_for_write(quarter_hour_model)
@@ -711,7 +711,7 @@ def prune_telemetry(retention_days, batch_size=PRUNE_BATCH_SIZE, now=None):
     In batches of `batch_size` rows, each its own short transaction, so that pruning a large
     backlog never holds locks the flusher waits for. Returns the number deleted per model.
     """
-    from apps.observability.models import (
+    from apps.observability.telemetry.models import (
         ErrorGroup,
         RequestMinute,
         RequestQuarterHour,

@@ -11,11 +11,11 @@ RequestContextMiddleware sits right after the probes (settings.MIDDLEWARE):
   query fingerprints, 5xx are ERROR with the traceback (rendered without local variables).
 
 It replaces gunicorn's access log (gunicorn.conf.py) and Django's `django.request` lines for the
-requests it sees (apps.observability.logging.SkipRequestsWithAccessLine): one line per request.
+requests it sees (SkipRequestsWithAccessLine in logging/formatting.py): one line per request.
 Probes are answered before it, static files are not logged. The line is measured when the
 response leaves the middleware and written once the server has sent it and closes it, in the
 request's context (apps/observability/after_response.py), as gunicorn writes its own access log.
-It goes through apps.observability.logging.emit: the same line and handlers as a structlog
+It goes through `emit` (logging/formatting.py): the same line and handlers as a structlog
 logger, at a fraction of the cost, and not built at all when the level filters it out.
 """
 
@@ -27,9 +27,10 @@ import structlog
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
 
-from apps.observability import request_context, sentry
+from apps.common import request_context
 from apps.observability.after_response import call_after_response
-from apps.observability.logging import emit
+from apps.observability.logging import sentry
+from apps.observability.logging.formatting import emit
 
 ACCESS_LOGGER_NAME = sentry.ACCESS_LOGGER_NAME
 access_logger = logging.getLogger(ACCESS_LOGGER_NAME)

@@ -23,9 +23,14 @@ from django.db import connections, router, transaction
 from django.db.models import BigIntegerField, Func, Sum
 from django.utils import timezone
 
-from apps.observability.models import ErrorGroup, RequestMinute, RequestQuarterHour, SlowRequest
-from apps.observability.stats import aggregates, sum_groups, summarize
-from apps.observability.telemetry import QUARTER_HOUR_SECONDS
+from apps.observability.telemetry.aggregation import QUARTER_HOUR_SECONDS
+from apps.observability.telemetry.models import (
+    ErrorGroup,
+    RequestMinute,
+    RequestQuarterHour,
+    SlowRequest,
+)
+from apps.observability.telemetry.statistics import aggregates, sum_groups, summarize
 from apps.profiling.models import QueryFinding
 
 NEWEST_LIMIT = 10

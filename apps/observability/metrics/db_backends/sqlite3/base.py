@@ -1,6 +1,6 @@
 from django_prometheus.db.backends.sqlite3 import base as prometheus_base
 
-from apps.observability.db_backends import cursor_wrapper_class
+from apps.observability.metrics.db_backends import cursor_wrapper_class
 
 
 class DatabaseWrapper(prometheus_base.DatabaseWrapper):

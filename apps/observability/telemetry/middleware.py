@@ -1,7 +1,7 @@
 """TelemetryMiddleware: measures every request and hands it to the in-process aggregator.
 
 Duration, status, route template, query count and time in the database. Queries are counted once
-per request, by the request context (apps/observability/request_context.py: an execute wrapper
+per request, by the request context (apps/common/request_context.py: an execute wrapper
 on every connection), and so is the exception that turned a request into a 500; telemetry reads
 them there. Without RequestContextMiddleware in front of it, it enters the request context
 itself. Nothing here does I/O; the flusher writes. The request is measured on its way out and
@@ -14,10 +14,12 @@ import time
 
 from django.conf import settings
 
-from apps.observability import flusher, metrics, request_context, telemetry
+from apps.common import flusher, request_context
+from apps.common.request_context import request_identity
 from apps.observability.after_response import call_after_response
-from apps.observability.logging import get_logger
-from apps.observability.request_context import request_identity
+from apps.observability.logging.formatting import get_logger
+from apps.observability.metrics import registry as metrics
+from apps.observability.telemetry import aggregation as telemetry
 
 logger = get_logger(__name__)
 

@@ -2,8 +2,9 @@ import json
 import logging
 import threading
 
-from apps.observability import metrics, views
-from apps.observability.logging import get_logger
+from apps.observability.health import views
+from apps.observability.logging.formatting import get_logger
+from apps.observability.metrics import registry as metrics
 
 PROBES = {
     "/health": views.liveness,
@@ -11,7 +12,7 @@ PROBES = {
     # Prometheus scrapes the pod IP too; the view checks the token (or a staff session) itself.
     "/metrics": metrics.metrics_view,
 }
-# Probes whose answers are not logged by `django.request` (apps.observability.logging.
+# Probes whose answers are not logged by `django.request` (apps.observability.logging.formatting.
 # SkipRequestsWithAccessLine): the kubelet calls /ready every few seconds, and while a dependency
 # is down Django would log each 503 at ERROR. Readiness changes are logged here instead, once.
 QUIET_PROBES = frozenset({"/health", "/ready"})
