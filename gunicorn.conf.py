@@ -20,7 +20,7 @@ except ImproperlyConfigured as error:
     sys.stderr.write(f"Configuration error: {error}\n")
     sys.exit(2)
 
-# Prometheus multiprocess mode (apps/observability/metrics.py): prometheus_client reads the
+# Prometheus multiprocess mode (apps/observability/metrics/registry.py): prometheus_client reads the
 # variable when it is imported, so it is set here, before the application is loaded (even with
 # --preload). One directory per master in the temporary directory, a tmpfs that stays writable
 # with a read-only root filesystem; emptied in on_starting, removed in on_exit. Scripts that only
@@ -79,7 +79,7 @@ def pre_fork(server, worker):
 
 def post_worker_init(worker):
     """From SIGTERM on, this worker's /ready answers 503 while it finishes in-flight requests."""
-    from apps.observability.draining import install_drain_signal_handler
+    from apps.observability.health.draining import install_drain_signal_handler
 
     install_drain_signal_handler()
 
@@ -96,9 +96,9 @@ def on_starting(server):
 
 def worker_exit(server, worker):
     """Write the worker's buffered request statistics (graceful stop, recycling, reload)."""
-    if "apps.observability.flusher" not in sys.modules:
+    if "apps.common.flusher" not in sys.modules:
         return  # the application was never loaded in this worker
-    from apps.observability.flusher import flush_at_exit
+    from apps.common.flusher import flush_at_exit
 
     flush_at_exit()
 
