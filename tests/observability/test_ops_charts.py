@@ -4,6 +4,7 @@ import datetime as dt
 import re
 
 import pytest
+from django.utils import translation
 
 from apps.observability.ops import charts
 
@@ -100,6 +101,16 @@ def test_text_is_escaped():
     assert "<script>" not in svg
     assert "&lt;script&gt;" in svg
     assert 'aria-label="a &quot;quoted&quot; &lt;label&gt;"' in svg
+
+
+def test_coordinates_do_not_follow_the_active_language():
+    series = [charts.Series("p95", [12.5, None, 0.25])]
+    with translation.override("en"):
+        english = chart(series)
+    with translation.override("de"):
+        german = chart(series)
+
+    assert german == english
 
 
 def test_x_labels_are_spaced_out_on_long_series():

@@ -4,12 +4,16 @@ Every chart has labelled axes with units, a <title> on every data point (the bro
 a tooltip), role="img" with an aria-label for screen readers, and, when there is nothing to draw,
 a message saying what to do instead of an empty frame. Colours come from ops.css classes, so the
 admin's dark theme applies.
+
+The markup is in templates/ops/charts/ (line.html, bars.html, sparkline.html, empty.html), where
+autoescaping escapes every label. This module only computes geometry and text: it hands the
+templates strings, numbers included, already formatted ("12.3").
 """
 
 import math
 from dataclasses import dataclass
 
-from django.utils.html import escape
+from django.template.loader import render_to_string
 from django.utils.safestring import mark_safe
 
 WIDTH = 600
@@ -81,8 +85,19 @@ def y_axis(maximum, ticks=Y_TICKS):
     return top, [step * index for index in range(count + 1)]
 
 
+def _render(template, context):
+    # strip: the template file's final newline is not part of the chart
+    html = render_to_string(f"ops/charts/{template}", context).strip()
+    return mark_safe(html)  # noqa: S308 - template output, autoescaped
+
+
+def _decimal(value):
+    # Coordinates reach the template as strings so that localisation never turns 12.5 into 12,5.
+    return f"{value:.1f}"
+
+
 def empty_state(message):
-    return mark_safe(f'<p class="ops-empty">{escape(message)}</p>')  # noqa: S308 - escaped
+    return _render("empty.html", {"message": message})
 
 
 def line_chart(
@@ -116,65 +131,71 @@ def line_chart(
     def y(value):
         return TOP + plot_height * (1 - value / top)
 
-    parts = [
-        f'<svg class="ops-chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
-        f'aria-label="{escape(label)}" preserveAspectRatio="xMidYMid meet" '
-        f'xmlns="http://www.w3.org/2000/svg">',
-        f"<title>{escape(label)}</title>",
-    ]
-    for tick in ticks:
-        position = y(tick)
-        parts.append(
-            f'<line class="ops-grid" x1="{LEFT}" x2="{WIDTH - RIGHT}" '
-            f'y1="{position:.1f}" y2="{position:.1f}"/>'
-            f'<text class="ops-tick" x="{LEFT - 6}" y="{position + 4:.1f}" text-anchor="end">'
-            f"{escape(value_format(tick))}</text>"
-        )
     step = max(1, math.ceil(count / X_TICKS))
-    for index in range(0, count, step):
-        position = x(index)
-        parts.append(
-            f'<line class="ops-axis" x1="{position:.1f}" x2="{position:.1f}" '
-            f'y1="{HEIGHT - BOTTOM}" y2="{HEIGHT - BOTTOM + 4}"/>'
-            f'<text class="ops-tick" x="{position:.1f}" y="{HEIGHT - BOTTOM + 16}" '
-            f'text-anchor="middle">{escape(times[index].strftime(time_format))}</text>'
-        )
-    parts.append(
-        f'<line class="ops-axis" x1="{LEFT}" x2="{WIDTH - RIGHT}" '
-        f'y1="{HEIGHT - BOTTOM}" y2="{HEIGHT - BOTTOM}"/>'
-        f'<line class="ops-axis" x1="{LEFT}" x2="{LEFT}" y1="{TOP}" y2="{HEIGHT - BOTTOM}"/>'
-        f'<text class="ops-axis-label" x="{LEFT + plot_width / 2:.1f}" y="{HEIGHT - 6}" '
-        f'text-anchor="middle">time ({escape(time_zone_name)})</text>'
-        f'<text class="ops-axis-label" transform="rotate(-90)" x="{-(TOP + plot_height / 2):.1f}" '
-        f'y="14" text-anchor="middle">{escape(axis_label)}</text>'
-    )
-    radius = 2.5 if count <= 90 else 1.6
+    drawn = []
     for number, item in enumerate(series):
-        css = f"ops-series-{number % SERIES_CLASSES}"
-        segments, segment = [], []
-        points = []
+        segments, segment, points = [], [], []
         for index, value in enumerate(item.values):
             if value is None:
                 if segment:
-                    segments.append(segment)
+                    segments.append(" ".join(segment))
                 segment = []
                 continue
-            segment.append(f"{x(index):.1f},{y(value):.1f}")
-            moment = times[index].strftime(time_format)
+            cx, cy = _decimal(x(index)), _decimal(y(value))
+            segment.append(f"{cx},{cy}")
             points.append(
-                f'<circle class="ops-point {css}" cx="{x(index):.1f}" cy="{y(value):.1f}" '
-                f'r="{radius}"><title>{escape(moment)} {escape(time_zone_name)} · '
-                f"{escape(item.name)}: {escape(value_format(value))}</title></circle>"
+                {
+                    "cx": cx,
+                    "cy": cy,
+                    "moment": times[index].strftime(time_format),
+                    "value": value_format(value),
+                }
             )
         if segment:
-            segments.append(segment)
-        parts.extend(
-            f'<polyline class="ops-line {css}" points="{" ".join(segment)}"/>'
-            for segment in segments
+            segments.append(" ".join(segment))
+        drawn.append(
+            {
+                "name": item.name,
+                "css": f"ops-series-{number % SERIES_CLASSES}",
+                "segments": segments,
+                "points": points,
+            }
         )
-        parts.extend(points)
-    parts.append("</svg>")
-    return mark_safe("".join(parts))  # noqa: S308 - every text above is escaped
+    return _render(
+        "line.html",
+        {
+            "label": label,
+            "width": str(WIDTH),
+            "height": str(HEIGHT),
+            "left": str(LEFT),
+            "right": str(WIDTH - RIGHT),
+            "top": str(TOP),
+            "bottom": str(HEIGHT - BOTTOM),
+            "y_ticks": [
+                {
+                    "y": _decimal(y(tick)),
+                    "text_y": _decimal(y(tick) + 4),
+                    "text": value_format(tick),
+                }
+                for tick in ticks
+            ],
+            "tick_text_x": str(LEFT - 6),
+            "x_ticks": [
+                {"x": _decimal(x(index)), "text": times[index].strftime(time_format)}
+                for index in range(0, count, step)
+            ],
+            "x_tick_end": str(HEIGHT - BOTTOM + 4),
+            "x_tick_text_y": str(HEIGHT - BOTTOM + 16),
+            "time_label_x": _decimal(LEFT + plot_width / 2),
+            "time_label_y": str(HEIGHT - 6),
+            "time_zone_name": time_zone_name,
+            # The value label is rotated by -90°, so its x runs along the plot's height, upwards.
+            "value_label_x": _decimal(-(TOP + plot_height / 2)),
+            "axis_label": axis_label,
+            "radius": "2.5" if count <= 90 else "1.6",
+            "series": drawn,
+        },
+    )
 
 
 def bar_chart(*, label, bars, value_format, empty_message, classes=None):
@@ -185,46 +206,49 @@ def bar_chart(*, label, bars, value_format, empty_message, classes=None):
     height = len(bars) * (row_height + gap) + gap
     plot_width = WIDTH - name_width - value_width
     maximum = max(value for _, value in bars)
-    parts = [
-        f'<svg class="ops-chart ops-bars" viewBox="0 0 {WIDTH} {height}" role="img" '
-        f'aria-label="{escape(label)}" xmlns="http://www.w3.org/2000/svg">',
-        f"<title>{escape(label)}</title>",
-    ]
+    rows = []
     for index, (name, value) in enumerate(bars):
         top = gap + index * (row_height + gap)
-        length = plot_width * value / maximum if maximum else 0
-        shown = name if len(name) <= 28 else name[:27] + "…"
-        css = classes[index] if classes else "ops-series-0"
-        parts.append(
-            f'<text class="ops-tick" x="{name_width - 8}" y="{top + row_height * 0.7:.1f}" '
-            f'text-anchor="end">{escape(shown)}</text>'
-            f'<rect class="ops-point ops-bar {css}" '
-            f'x="{name_width}" y="{top}" width="{max(length, 1):.1f}" height="{row_height}">'
-            f"<title>{escape(name)}: {escape(value_format(value))}</title></rect>"
-            f'<text class="ops-tick" x="{name_width + max(length, 1) + 6:.1f}" '
-            f'y="{top + row_height * 0.7:.1f}">{escape(value_format(value))}</text>'
+        length = max(plot_width * value / maximum if maximum else 0, 1)
+        rows.append(
+            {
+                "name": name,
+                "shown": name if len(name) <= 28 else name[:27] + "…",
+                "css": classes[index] if classes else "ops-series-0",
+                "y": str(top),
+                "text_y": _decimal(top + row_height * 0.7),
+                "length": _decimal(length),
+                "value_x": _decimal(name_width + length + 6),
+                "value": value_format(value),
+            }
         )
-    parts.append("</svg>")
-    return mark_safe("".join(parts))  # noqa: S308 - every text above is escaped
+    return _render(
+        "bars.html",
+        {
+            "label": label,
+            "width": str(WIDTH),
+            "height": str(height),
+            "name_x": str(name_width - 8),
+            "bar_x": str(name_width),
+            "row_height": str(row_height),
+            "bars": rows,
+        },
+    )
 
 
 def sparkline(values, label):
     """A small line of requests per bucket for a table cell; its title sums it up."""
     width, height = 120, 24
     maximum = max(values) if values else 0
-    if not maximum:
-        return mark_safe(  # noqa: S308 - escaped
-            f'<span class="ops-quiet" title="{escape(label)}">no requests</span>'
+    points = None  # the template says "no requests" rather than draw a flat line
+    if maximum:
+        count = len(values)
+        points = " ".join(
+            f"{_decimal((width - 2) * index / max(count - 1, 1) + 1)},"
+            f"{_decimal(height - 2 - (height - 4) * value / maximum)}"
+            for index, value in enumerate(values)
         )
-    count = len(values)
-    points = " ".join(
-        f"{(width - 2) * index / max(count - 1, 1) + 1:.1f},"
-        f"{height - 2 - (height - 4) * value / maximum:.1f}"
-        for index, value in enumerate(values)
-    )
-    return mark_safe(  # noqa: S308 - escaped
-        f'<svg class="ops-sparkline" viewBox="0 0 {width} {height}" width="{width}" '
-        f'height="{height}" role="img" aria-label="{escape(label)}" '
-        f'xmlns="http://www.w3.org/2000/svg"><title>{escape(label)}</title>'
-        f'<polyline class="ops-line ops-series-0" points="{points}"/></svg>'
+    return _render(
+        "sparkline.html",
+        {"label": label, "width": str(width), "height": str(height), "points": points},
     )
