@@ -13,7 +13,7 @@ help:
 	@echo "make run    set everything up (venv, pinned requirements, migrations, demo data, admin) and serve on http://$(HOST):$(PORT)"
 	@echo "make test   run the whole test suite"
 	@echo "make dev    Django's development server with auto-reload"
-	@echo "make lint   ruff, formatting and missing migrations"
+	@echo "make lint   ruff, formatting, missing migrations and the import contracts"
 	@echo "make fmt    format and auto-fix with ruff"
 	@echo "make lock   recompile the pinned requirements/*.txt from requirements/*.in"
 
@@ -59,6 +59,7 @@ lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python manage.py makemigrations --check --dry-run
+	$(BIN)/lint-imports --no-cache
 
 fmt: $(VENV)/.dev-installed
 	$(BIN)/ruff check --fix .

@@ -54,9 +54,10 @@ def row_values(rng, minute, route_number, route):
     """One RequestMinute row as field values: busier and slower routes by number, with noise,
     1 % of minutes with a 5xx, 5 % with a 4xx, latencies log-normal around the route's typical."""
     from apps.observability.telemetry import aggregation as telemetry
+    from apps.observability.telemetry import rows as telemetry_rows
 
     requests = max(1, int(rng.gauss(5 + route_number % 20, 2)))
-    buckets = [0] * telemetry.BUCKET_COUNT
+    buckets = [0] * telemetry_rows.BUCKET_COUNT
     typical = 8 + route_number * 2
     duration_sum = 0.0
     maximum = 0.0
@@ -81,7 +82,7 @@ def row_values(rng, minute, route_number, route):
         "duration_max_ms": maximum,
         "query_count": requests * 3,
         "db_time_ms": duration_sum * 0.3,
-        **dict(zip(telemetry.BUCKET_FIELDS, buckets, strict=True)),
+        **dict(zip(telemetry_rows.BUCKET_FIELDS, buckets, strict=True)),
     }
 
 
@@ -152,8 +153,8 @@ def fill_rollup():
     that already holds minutes."""
     from django.db import connection
 
-    from apps.observability.telemetry.aggregation import backfill_quarter_hours
     from apps.observability.telemetry.models import RequestQuarterHour
+    from apps.observability.telemetry.rollup import backfill_quarter_hours
 
     present = RequestQuarterHour.objects.count()
     if present:

@@ -1,22 +1,9 @@
 """Primary/replica routing.
 
 Ordinary reads and all writes go to the primary, so a request always reads its own writes.
-Reports and analytics opt in to a replica explicitly with `.using(read_replica_alias())`.
+Reports and analytics opt in to a replica explicitly with
+`.using(apps.common.database.read_replica_alias())`.
 """
-
-import random
-
-from django.conf import settings
-
-
-def replica_aliases():
-    return [alias for alias in settings.DATABASES if alias.startswith("replica_")]
-
-
-def read_replica_alias():
-    """A replica for a heavy read, or the primary when none is configured."""
-    replicas = replica_aliases()
-    return random.choice(replicas) if replicas else "default"  # noqa: S311 - load spreading
 
 
 class PrimaryReplicaRouter:

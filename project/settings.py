@@ -1,6 +1,6 @@
 """All configuration of the orders service, read once from the environment.
 
-Every variable is listed with its default and meaning in README.md ("Configuration"). A bad
+Every variable is listed with its default and meaning in docs/configuration.md. A bad
 value stops start-up with an ImproperlyConfigured naming the variable (project/environment.py).
 """
 
@@ -10,6 +10,7 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
+from apps.common.paths import CLUSTER_PATHS
 from project.environment import Environment, parse_database_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -316,8 +317,7 @@ WHITENOISE_KEEP_ONLY_HASHED_FILES = False
 # --- HTTPS and security headers ------------------------------------------------------------------
 
 # Probes and the metrics scrape arrive over plain HTTP from inside the cluster.
-PROBE_PATHS = ("/health", "/ready", "/health-detailed", "/metrics")
-SECURE_REDIRECT_EXEMPT = [rf"^{path.lstrip('/')}/?$" for path in PROBE_PATHS]
+SECURE_REDIRECT_EXEMPT = [rf"^{path.lstrip('/')}/?$" for path in CLUSTER_PATHS]
 SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=IS_PRODUCTION)
 # The load balancer terminates TLS and says so in X-Forwarded-Proto.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
@@ -346,7 +346,7 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     # JSON only, limited to DJANGO_MAX_BODY_BYTES (413 beyond).
     "DEFAULT_PARSER_CLASSES": ["apps.api.parsers.LimitedJSONParser"],
-    "DEFAULT_PAGINATION_CLASS": "apps.orders.api.pagination.ApiCursorPagination",
+    "DEFAULT_PAGINATION_CLASS": "apps.api.pagination.ApiCursorPagination",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "EXCEPTION_HANDLER": "apps.orders.api.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

@@ -7,7 +7,7 @@ admin.site.site_title = "Orders service admin"
 admin.site.index_title = "Operations"
 
 # A body over DJANGO_MAX_BODY_BYTES read outside a DRF view: JSON 413 instead of a bare 400.
-handler400 = "apps.orders.api.errors.bad_request"
+handler400 = "apps.api.errors.bad_request"
 
 urlpatterns = [
     # Ops dashboards (staff); before the admin, whose admin/<app_label>/ would catch them.

@@ -4,7 +4,7 @@ from django.conf import settings
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 
-from apps.orders.api.exceptions import PayloadTooLarge
+from apps.api.exceptions import PayloadTooLarge
 
 
 class LimitedJSONParser(JSONParser):

@@ -1,13 +1,17 @@
-"""The background flusher: one daemon thread per process writes the telemetry buffer.
+"""The background flusher: one daemon thread per process runs the jobs apps register with it.
 
-It starts on the first counted request of a process (`ensure_started`, a pid comparison on the
-request path), so it runs in every gunicorn worker with or without --preload and after any
-fork. Every TELEMETRY_FLUSH_SECONDS it writes the buffer and the query inspector's findings
-(apps/profiling/findings.py), logs the summary of finished minutes, refreshes the pool gauges
-and, at most once an hour, prunes old telemetry and findings. `flush_at_exit` does
-the last write when the worker exits (gunicorn's worker_exit hook; atexit as a backup).
+An app registers its jobs in its AppConfig.ready(): `flush(final)` writes what the process has
+buffered (the request statistics, the query findings) and does its periodic chores; `prune(days,
+batch_size)` deletes what is older than the retention and returns the counts per model.
 
-The thread closes its database connections after every cycle: with the psycopg pool a
+The thread starts on the first request that buffers something (`ensure_started`, a pid
+comparison on the request path), so it runs in every gunicorn worker with or without --preload
+and after any fork. Every TELEMETRY_FLUSH_SECONDS it runs every flush job, then at most once an
+hour the prune jobs (once an hour overall when the cache is shared). `flush_at_exit` runs the
+flush jobs a last time when the worker exits (gunicorn's worker_exit hook; atexit as a backup).
+A job that fails is logged and the others still run.
+
+The thread gives its database connections back after every cycle: with the psycopg pool a
 connection kept by an idle thread is one fewer for requests.
 
 TELEMETRY_FLUSH_SECONDS=0 starts no thread (the test suite flushes explicitly).
@@ -17,25 +21,42 @@ import atexit
 import os
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
+import structlog
 from django.conf import settings
 from django.core.cache import cache
-from django.db import connections
 
-from apps.observability.logging.formatting import get_logger
-from apps.observability.metrics import registry as metrics
-from apps.observability.telemetry import aggregation as telemetry
-from apps.profiling import findings as query_findings
+from apps.common.database import close_all_connections
 
-logger = get_logger(__name__)
+logger = structlog.get_logger(__name__)
 
 PRUNE_INTERVAL_SECONDS = 3600
 PRUNE_LOCK_KEY = "observability:prune-telemetry"
+PRUNE_BATCH_SIZE = 1000
 
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    flush: Callable[[bool], object] | None = None
+    prune: Callable[[int, int], dict] | None = None
+
+
+_jobs = {}
 _start_lock = threading.Lock()
 _started_pid = None
 _stop = threading.Event()
 _last_prune = None
+
+
+def register(name, *, flush=None, prune=None):
+    """Run `flush(final)` on every cycle and `prune(days, batch_size)` when pruning is due.
+
+    Registering a name again replaces its job; jobs run in the order they were first registered.
+    """
+    _jobs[name] = Job(name, flush, prune)
 
 
 def ensure_started():
@@ -64,28 +85,31 @@ def _run(stop, interval):
 
 
 def flush_cycle(final=False):
-    """Write the buffer and do the periodic chores; never raises."""
+    """Run every flush job, then the prune jobs when due; never raises."""
     try:
-        telemetry.flush_telemetry()
-        query_findings.flush_findings()
-        now_minute = telemetry.minute_start(time.time())
-        telemetry.log_minute_summaries(None if final else now_minute)
-        metrics.update_pool_gauges()
+        for job in list(_jobs.values()):
+            if job.flush is None:
+                continue
+            try:
+                job.flush(final)
+            except Exception:
+                logger.exception("telemetry_flush_cycle_failed", job=job.name)
         if not final:
-            prune_if_due()
-    except Exception:
-        logger.exception("telemetry_flush_cycle_failed")
+            try:
+                prune_if_due()
+            except Exception:
+                logger.exception("telemetry_flush_cycle_failed", job="prune")
     finally:
-        close_connections()
+        close_all_connections()
 
 
-def close_connections():
-    """Give this thread's connections back (to the pool, or close them)."""
-    for connection in connections.all(initialized_only=True):
-        try:
-            connection.close()
-        except Exception:
-            logger.warning("telemetry_connection_close_failed", exc_info=True)
+def prune(retention_days, batch_size=PRUNE_BATCH_SIZE):
+    """Run every prune job; returns the number of rows deleted per model."""
+    deleted = {}
+    for job in list(_jobs.values()):
+        if job.prune is not None:
+            deleted.update(job.prune(retention_days, batch_size))
+    return deleted
 
 
 def prune_if_due():
@@ -97,8 +121,7 @@ def prune_if_due():
     _last_prune = now
     if not cache.add(PRUNE_LOCK_KEY, os.getpid(), timeout=PRUNE_INTERVAL_SECONDS):
         return
-    deleted = telemetry.prune_telemetry(settings.TELEMETRY_RETENTION_DAYS)
-    deleted.update(query_findings.prune_findings(settings.TELEMETRY_RETENTION_DAYS))
+    deleted = prune(settings.TELEMETRY_RETENTION_DAYS)
     if any(deleted.values()):
         logger.info("telemetry_pruned", **deleted)
 

@@ -5,8 +5,10 @@ see their own request. Logging (structlog's merge_contextvars and `add_request_c
 telemetry and error tracking read them through these functions.
 
 RequestContextMiddleware (apps/observability/logging/middleware.py) sets them at the start of a
-request and resets them at its end. The queries of the request (count, time, statements) and the
-exception that turned it into a 500 are gathered here once, for the access line and telemetry.
+request and resets them at its end. What every reader needs is decided here once: the queries of
+the request (count, time, statements), the exception that turned it into a 500, and its duration
+on one clock with whether that makes it slow (LOG_SLOW_REQUEST_MS), so that the access line,
+telemetry, the slow-request rows and Prometheus never disagree about a request.
 """
 
 import contextvars
@@ -17,10 +19,11 @@ import sys
 import time
 from collections import defaultdict
 
+from django.conf import settings
 from django.core.signals import got_request_exception
-from django.db import connections
-from django.db.backends.signals import connection_created
 from django.utils.functional import empty
+
+from apps.common.database import install_execute_wrapper
 
 # The RequestState of the request being served (None outside one).
 request_state_var = contextvars.ContextVar("request_state", default=None)
@@ -30,6 +33,10 @@ REQUEST_ID_HEADER = "X-Request-ID"
 # request.headers, a dict of every header, on each request (~20 us).
 REQUEST_ID_META_KEY = "HTTP_X_REQUEST_ID"
 _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
+# The route of requests that matched no URL pattern: one label, so that random paths cannot grow
+# the statistics, metrics or findings.
+UNMATCHED_ROUTE = "<unmatched>"
+ROUTE_LENGTH = 255  # the route columns' width: a longer value would fail every write
 # Distinct SQL strings remembered per request for the slow-request summary; beyond this a request
 # is still counted and timed, only its further statements are not told apart.
 MAX_DISTINCT_STATEMENTS = 200
@@ -94,6 +101,12 @@ def route_template(resolver_match):
     return _template_of(route)
 
 
+def route_label(resolver_match):
+    """The route template as statistics and findings store it: UNMATCHED_ROUTE for a 404, and
+    never longer than their columns."""
+    return (route_template(resolver_match) or UNMATCHED_ROUTE)[:ROUTE_LENGTH]
+
+
 @functools.lru_cache(maxsize=1024)
 def _template_of(route):
     # Patterns are a fixed set: each is rewritten once per process, not on every request (the
@@ -153,16 +166,29 @@ class QueryStats:
 class RequestState:
     """Everything the request context knows about one request; mutated as the request goes on."""
 
-    __slots__ = ("exception", "method", "queries", "request", "request_id", "route", "started")
+    __slots__ = (
+        *("duration_ms", "exception", "method", "queries", "request", "request_id"),
+        *("route", "slow", "started", "started_at"),
+    )
 
     def __init__(self, request, request_id):
         self.request = request
         self.request_id = request_id
         self.method = request.method
         self.route = None
+        self.started_at = time.time()
         self.started = time.perf_counter()
         self.queries = QueryStats()
         self.exception = None
+        self.duration_ms = None
+        self.slow = False
+
+    def finish(self):
+        """Stop the request's clock, once: when the response leaves the outermost middleware
+        that keeps the request context. Its duration and slowness are read from here by all."""
+        if self.duration_ms is None:
+            self.duration_ms = (time.perf_counter() - self.started) * 1000
+            self.slow = self.duration_ms >= settings.LOG_SLOW_REQUEST_MS
 
 
 def enter_request(request, request_id):
@@ -201,29 +227,13 @@ def _remember_exception(sender, request=None, **kwargs):
         state.exception = sys.exc_info()[1]
 
 
-def _install_on(connection):
-    # Inserted first (outermost): others push and pop their wrappers at the end of the list with
-    # `connection.execute_wrapper()`, which an append in the middle of their block would break.
-    if count_query not in connection.execute_wrappers:
-        connection.execute_wrappers.insert(0, count_query)
-
-
-def _on_connection_created(sender, connection, **kwargs):
-    _install_on(connection)
-
-
 def install():
     """Count queries on every database connection of the process and keep unhandled exceptions.
 
-    New connections (any thread, any alias) get the query wrapper when they connect; connections
-    this thread already opened get it now. The wrapper costs a context variable lookup outside
-    requests. Idempotent: every middleware that reads the request state calls it.
+    The wrapper costs a context variable lookup outside requests. Idempotent: every middleware
+    that reads the request state calls it.
     """
-    connection_created.connect(
-        _on_connection_created, weak=False, dispatch_uid="observability-query-counter"
-    )
+    install_execute_wrapper(count_query, dispatch_uid="observability-query-counter")
     got_request_exception.connect(
         _remember_exception, weak=False, dispatch_uid="observability-request-exception"
     )
-    for connection in connections.all(initialized_only=True):
-        _install_on(connection)

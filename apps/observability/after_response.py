@@ -19,10 +19,11 @@ pass the response on.
 import contextvars
 import functools
 
-from apps.observability.logging.formatting import get_logger
+import structlog
+
 from apps.observability.metrics import registry as metrics
 
-logger = get_logger(__name__)
+logger = structlog.get_logger(__name__)
 
 
 def call_after_response(response, work, callback, *args):

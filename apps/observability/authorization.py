@@ -1,15 +1,17 @@
-"""Who may read the ops endpoints (/health-detailed, and later /stats and /metrics).
+"""Who may read the ops endpoints: /health-detailed, /stats and /metrics.
 
 A staff session (someone looking from the admin) or `Authorization: Bearer <METRICS_TOKEN>`
 (Prometheus, scripts). Without either the answer is 401; a signed-in user who is not staff gets
-403. The token comparison takes constant time. An unset METRICS_TOKEN accepts no token at all.
+403, both in the API's error shape. The token comparison takes constant time. An unset
+METRICS_TOKEN accepts no token at all.
 """
 
 import functools
 import hmac
 
 from django.conf import settings
-from django.http import JsonResponse
+
+from apps.api.errors import json_error_response
 
 
 def bearer_token(request):
@@ -38,16 +40,11 @@ def access_denied(request):
         return None
     user = getattr(request, "user", None)
     if bearer_token(request) is None and user is not None and user.is_authenticated:
-        return JsonResponse(
-            {"error": "forbidden", "detail": "Staff access or the metrics token is required."},
-            status=403,
+        return json_error_response(
+            "forbidden", "Staff access or the metrics token is required.", 403
         )
-    response = JsonResponse(
-        {
-            "error": "unauthorized",
-            "detail": "Sign in as staff or send 'Authorization: Bearer <METRICS_TOKEN>'.",
-        },
-        status=401,
+    response = json_error_response(
+        "unauthorized", "Sign in as staff or send 'Authorization: Bearer <METRICS_TOKEN>'.", 401
     )
     response["WWW-Authenticate"] = 'Bearer realm="ops"'
     return response

@@ -1,12 +1,12 @@
-from django.urls import path
+"""The ops endpoints outside the admin: /health-detailed and /stats.
 
-from apps.observability.health import views
-from apps.observability.telemetry import statistics as stats
+/health, /ready and /metrics are answered by ProbeMiddleware; the dashboards are under
+/admin/ops/ (apps/observability/ops/urls.py).
+"""
 
-# /health and /ready are answered by ProbeMiddleware, before host validation and sessions.
-# /health-detailed needs the session (staff access), so it goes through the whole chain.
+from django.urls import include, path
+
 urlpatterns = [
-    path("health-detailed", views.health_detailed, name="health-detailed"),
-    # Request statistics summed over all processes (staff session or METRICS_TOKEN).
-    path("stats", stats.stats_view, name="stats"),
+    path("", include("apps.observability.health.urls")),
+    path("", include("apps.observability.telemetry.urls")),
 ]

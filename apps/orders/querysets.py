@@ -27,10 +27,9 @@ class OrderQuerySet(OrganizationQuerySet):
         """`line_count` as a correlated subquery, not a JOIN + GROUP BY: PostgreSQL then reads a
         page from the (organization, -created_at, -id) index and counts lines for those rows
         only, instead of aggregating every order of the organization before the LIMIT."""
-        from apps.orders.models import OrderLine
-
         line_count = (
-            OrderLine.objects.filter(order=models.OuterRef("pk"))
+            self._order_lines()
+            .filter(order=models.OuterRef("pk"))
             .order_by()
             .values("order")
             .annotate(count=models.Count("*"))
@@ -39,11 +38,13 @@ class OrderQuerySet(OrganizationQuerySet):
         return self.annotate(line_count=Coalesce(models.Subquery(line_count), 0))
 
     def with_lines(self):
-        from apps.orders.models import OrderLine
-
         return self.select_related("customer").prefetch_related(
             models.Prefetch(
                 "lines",
-                queryset=OrderLine.objects.select_related("product").order_by("id"),
+                queryset=self._order_lines().select_related("product").order_by("id"),
             )
         )
+
+    def _order_lines(self):
+        # OrderLine through the relation: models.py imports this module, not the other way round.
+        return self.model._meta.get_field("lines").related_model.objects.all()

@@ -9,8 +9,8 @@ from django.db.models import Count, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
+from apps.common.database import read_replica_alias
 from apps.orders.models import Order, OrderLine
-from project.db_routers import read_replica_alias
 
 REPORT_CACHE_SECONDS = 60
 MAX_RANGE_DAYS = 366

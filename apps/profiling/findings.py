@@ -16,22 +16,23 @@ dropped and counted. Nothing here ever raises into a request.
 
 import datetime as dt
 import hashlib
-import os
-import threading
 import time
 from dataclasses import dataclass
 
+import structlog
 from django.db import connections, router, transaction
 
-from apps.observability.logging.formatting import get_logger
+from apps.common.buffers import WriteBuffer
+from apps.common.database import delete_older_than, greatest, least, upsert_sql
+from apps.common.flusher import PRUNE_BATCH_SIZE
 from apps.profiling import metrics
+from apps.profiling.models import QueryFinding
 
-logger = get_logger(__name__)
+logger = structlog.get_logger(__name__)
 
 # Distinct findings a process keeps while the database is unreachable: a process sees a small,
 # fixed set of (kind, statement, call site, route), so this is only reached in a long outage.
 MAX_BUFFERED_FINDINGS = 1000
-PRUNE_BATCH_SIZE = 1000
 # The columns' widths: a longer value would fail every flush.
 CALLSITE_LENGTH = 500
 SOURCE_LENGTH = 255
@@ -79,54 +80,46 @@ class PendingFinding:
             self.last_request_id = other.last_request_id
 
 
-class FindingBuffer:
-    """This process's findings not yet written, merged by key under a lock."""
+class FindingBuffer(WriteBuffer):
+    """This process's findings not yet written, merged by key."""
 
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._findings = {}
+    def empty(self):
+        return {}
+
+    def is_empty(self, batch):
+        return not batch
 
     def add(self, pending):
-        with self._lock:
+        with self.lock:
             self._add(pending)
 
     def _add(self, pending):
-        known = self._findings.get(pending.key)
+        known = self.pending.get(pending.key)
         if known is not None:
             known.merge(pending)
-        elif len(self._findings) < MAX_BUFFERED_FINDINGS:
-            self._findings[pending.key] = pending
+        elif len(self.pending) < MAX_BUFFERED_FINDINGS:
+            self.pending[pending.key] = pending
         else:
             metrics.FINDINGS_DROPPED.inc()
             logger.warning("query_findings_buffer_full", kind=pending.kind, source=pending.source)
 
-    def take(self):
-        """The buffered findings, leaving an empty buffer in their place."""
-        with self._lock:
-            findings, self._findings = self._findings, {}
-            return findings
+    def merge(self, batch):
+        for pending in batch.values():
+            self._add(pending)
 
-    def put_back(self, findings):
-        """Merge findings that could not be written into what arrived since."""
-        with self._lock:
-            for pending in findings.values():
-                self._add(pending)
+    def write(self, batch):
+        write_findings(batch)
+
+    def flush_failed(self, batch, error):
+        metrics.FINDINGS_FLUSH_FAILURES.inc()
+        logger.warning("query_findings_flush_failed", exc_info=error, buffered_findings=len(self))
 
     def __len__(self):
-        with self._lock:
-            return len(self._findings)
+        with self.lock:
+            return len(self.pending)
 
 
 buffer = FindingBuffer()
-
-
-def _reset_after_fork():
-    """A forked child starts with an empty buffer: what the parent buffered is the parent's."""
-    global buffer
-    buffer = FindingBuffer()
-
-
-os.register_at_fork(after_in_child=_reset_after_fork)
 
 
 def record_findings(report, *, source, request_id="", silk_request_id="", at=None):
@@ -168,8 +161,6 @@ def pending_findings():
 
 # --- Writing -----------------------------------------------------------------------------------
 
-_flush_lock = threading.Lock()
-
 
 def flush_findings():
     """Write this process's buffered findings; returns how many rows were written.
@@ -177,26 +168,17 @@ def flush_findings():
     Never raises: on failure the buffer is kept for the next flush, and the failure is logged and
     counted (orders_query_findings_flush_failures_total).
     """
-    with _flush_lock:
-        findings = buffer.take()
-        if not findings:
-            return 0
-        try:
-            write_findings(findings)
-        except Exception:
-            buffer.put_back(findings)
-            metrics.FINDINGS_FLUSH_FAILURES.inc()
-            logger.warning(
-                "query_findings_flush_failed", exc_info=True, buffered_findings=len(buffer)
-            )
-            return 0
-        return len(findings)
+    findings = buffer.flush()
+    return 0 if findings is None else len(findings)
+
+
+def flush_job(final):
+    """The background flusher's job (apps/common/flusher.py)."""
+    flush_findings()
 
 
 def write_findings(findings):
     """Upsert every finding of `findings` (key -> PendingFinding) in one transaction."""
-    from apps.profiling.models import QueryFinding
-
     alias = router.db_for_write(QueryFinding)
     connection = connections[alias]
     sql = _upsert_sql(connection, QueryFinding)
@@ -250,14 +232,11 @@ _INSERTED_COLUMNS = (
 
 
 def _upsert_sql(connection, model):
-    """INSERT ... ON CONFLICT (key) DO UPDATE, the same statement on PostgreSQL and SQLite.
-
-    In the SET list, `table.column` is the stored row before the update and `excluded.column`
-    the row being inserted. Names come from the model, values are parameters.
-    """
+    """The upsert of one finding: counts add up, maxima and minima keep the extreme, the latest
+    occurrence names the request, and a finding marked fixed that is seen again is new again."""
     quote = connection.ops.quote_name
     table = quote(model._meta.db_table)
-    greatest, least = ("GREATEST", "LEAST") if connection.vendor == "postgresql" else ("MAX", "MIN")
+    maximum, minimum = greatest(connection), least(connection)
     fixed = model.Status.FIXED.value
     new = model.Status.NEW.value
 
@@ -276,11 +255,11 @@ def _upsert_sql(connection, model):
     )
     assignments = {
         "occurrences": f"{old('occurrences')} + {incoming('occurrences')}",
-        "max_repeats": f"{greatest}({old('max_repeats')}, {incoming('max_repeats')})",
+        "max_repeats": f"{maximum}({old('max_repeats')}, {incoming('max_repeats')})",
         "total_ms": f"{old('total_ms')} + {incoming('total_ms')}",
-        "max_ms": f"{greatest}({old('max_ms')}, {incoming('max_ms')})",
-        "first_seen": f"{least}({old('first_seen')}, {incoming('first_seen')})",
-        "last_seen": f"{greatest}({old('last_seen')}, {incoming('last_seen')})",
+        "max_ms": f"{maximum}({old('max_ms')}, {incoming('max_ms')})",
+        "first_seen": f"{minimum}({old('first_seen')}, {incoming('first_seen')})",
+        "last_seen": f"{maximum}({old('last_seen')}, {incoming('last_seen')})",
         "last_request_id": (
             f"CASE WHEN {newer} THEN {incoming('last_request_id')} "
             f"ELSE {old('last_request_id')} END"
@@ -295,12 +274,12 @@ def _upsert_sql(connection, model):
             f"CASE WHEN {recurs} THEN {incoming('last_seen')} ELSE {old('status_changed_at')} END"
         ),
     }
-    columns = ", ".join(quote(column) for column in _INSERTED_COLUMNS)
-    placeholders = ", ".join(["%s"] * len(_INSERTED_COLUMNS))
-    updates = ", ".join(f"{quote(column)} = {value}" for column, value in assignments.items())
-    return (
-        f"INSERT INTO {table} ({columns}) VALUES ({placeholders}) "  # noqa: S608
-        f"ON CONFLICT ({quote('key')}) DO UPDATE SET {updates}"
+    return upsert_sql(
+        connection,
+        table,
+        _INSERTED_COLUMNS,
+        ("key",),
+        [f"{quote(column)} = {value}" for column, value in assignments.items()],
     )
 
 
@@ -311,16 +290,9 @@ def prune_findings(retention_days, batch_size=PRUNE_BATCH_SIZE, now=None):
     """Delete findings last seen more than `retention_days` ago, in batches of `batch_size`.
 
     Whatever their status: a pruned finding that comes back is new again. Returns the number
-    deleted, keyed by model name like apps.observability.telemetry.aggregation.prune_telemetry.
+    deleted, keyed by model name, as every prune job of the background flusher does.
     """
-    from apps.profiling.models import QueryFinding
-
     now = dt.datetime.now(tz=dt.UTC) if now is None else now
     cutoff = now - dt.timedelta(days=retention_days)
-    alias = router.db_for_write(QueryFinding)
-    old = QueryFinding.objects.using(alias).filter(last_seen__lt=cutoff)
-    deleted = 0
-    while batch := list(old.order_by("last_seen").values_list("pk", flat=True)[:batch_size]):
-        QueryFinding.objects.using(alias).filter(pk__in=batch).delete()
-        deleted += len(batch)
-    return {QueryFinding._meta.model_name: deleted}
+    rows = QueryFinding.objects.using(router.db_for_write(QueryFinding))
+    return {QueryFinding._meta.model_name: delete_older_than(rows, "last_seen", cutoff, batch_size)}

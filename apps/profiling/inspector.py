@@ -15,9 +15,8 @@ import time
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import connections
-from django.db.backends.signals import connection_created
 
+from apps.common.database import install_execute_wrapper
 from apps.common.sql import fingerprint_of, normalise_sql
 from apps.profiling.callsite import find_callsite, wrapper_codes
 
@@ -238,21 +237,6 @@ def inspect_query(execute, sql, params, many, context):
             logger.exception("query inspector failed to record a query")
 
 
-def _install_on(connection):
-    # First in the list (outermost), as the observability query counter does: others push and
-    # pop their wrappers at the end with `connection.execute_wrapper()`.
-    if inspect_query not in connection.execute_wrappers:
-        connection.execute_wrappers.insert(0, inspect_query)
-
-
-def _on_connection_created(sender, connection, **kwargs):
-    _install_on(connection)
-
-
 def install_inspector():
     """Wrap every database connection of the process (any alias, any thread) from now on."""
-    connection_created.connect(
-        _on_connection_created, weak=False, dispatch_uid="profiling-query-inspector"
-    )
-    for connection in connections.all(initialized_only=True):
-        _install_on(connection)
+    install_execute_wrapper(inspect_query, dispatch_uid="profiling-query-inspector")

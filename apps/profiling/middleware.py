@@ -1,29 +1,28 @@
 """QueryInspectorMiddleware: the query inspector on a sample of live traffic.
 
-NPLUSONE_SAMPLE_RATE of the requests (outside probes, /metrics, /stats, static files and silk's
-pages) run as a unit of work (apps/profiling/inspector.py); their findings go to the in-process
-buffer (apps/profiling/findings.py) with the route template, the request id and, when silk
-recorded the same request, silk's id, and the telemetry flusher writes them. An unsampled request
-costs one random() and a comparison; with a rate of 0 the middleware is not installed at all.
-A failure here is logged and counted, and the response goes out unchanged.
+NPLUSONE_SAMPLE_RATE of the requests (outside the ops paths of apps/common/paths.py) run as a unit
+of work (apps/profiling/inspector.py); their findings go to the in-process buffer
+(apps/profiling/findings.py) with the route template, the request id and, when silk recorded the
+same request, silk's id, and the background flusher writes them. An unsampled request costs one
+random() and a comparison; with a rate of 0 the middleware is not installed at all. A failure
+here is logged and counted, and the response goes out unchanged.
 """
 
 import random
 
+import structlog
 from django.apps import apps
 from django.conf import settings
 from django.core.exceptions import MiddlewareNotUsed
 
-from apps.common.request_context import current_request_id, route_template
-from apps.observability.logging.formatting import get_logger
+from apps.common import flusher
+from apps.common.paths import is_ops_path
+from apps.common.request_context import current_request_id, route_label
 from apps.profiling import findings, metrics
 from apps.profiling.callsite import pass_through
 from apps.profiling.inspector import Unit, active_unit
-from apps.profiling.silk import is_recordable_path
 
-logger = get_logger(__name__)
-
-UNMATCHED_ROUTE = "<unmatched>"
+logger = structlog.get_logger(__name__)
 
 
 def _no_silk_request_id():
@@ -46,7 +45,7 @@ class QueryInspectorMiddleware:
     @pass_through
     def __call__(self, request):
         sampled = random.random() < self.rate  # noqa: S311 - sampling, not security
-        if not sampled or not is_recordable_path(request.path_info):
+        if not sampled or is_ops_path(request.path_info):
             return self.get_response(request)
         # inspector.unit_of_work, spelled out so that not even the report can fail the request.
         unit = Unit()
@@ -65,7 +64,8 @@ class QueryInspectorMiddleware:
         return response
 
     def record(self, request, report):
-        route = route_template(getattr(request, "resolver_match", None)) or UNMATCHED_ROUTE
+        route = route_label(getattr(request, "resolver_match", None))
+        flusher.ensure_started()
         findings.record_findings(
             report,
             source=route,

@@ -12,16 +12,8 @@ import random
 
 from django.conf import settings
 
+from apps.common.paths import is_ops_path
 from apps.common.redaction import redact, redact_text
-
-# Never recorded: probes and scrapes (orchestrator traffic, not user traffic), the stats JSON,
-# static files and silk's own pages.
-_UNRECORDED_PATHS = ("/health", "/ready", "/health-detailed", "/metrics", "/stats")
-_UNRECORDED_PREFIXES = ("/static/", "/silk/")
-
-
-def is_recordable_path(path):
-    return path.rstrip("/") not in _UNRECORDED_PATHS and not path.startswith(_UNRECORDED_PREFIXES)
 
 
 def should_record(request):
@@ -30,7 +22,7 @@ def should_record(request):
     silk ignores SILKY_INTERCEPT_PERCENT once an intercept function is set, so the sampling is
     done here. The percentage is read on every call so that a test can change it.
     """
-    if not is_recordable_path(request.path_info):
+    if is_ops_path(request.path_info):
         return False
     percent = settings.SILK_SAMPLE_PERCENT
     recorded = percent >= 100 or (

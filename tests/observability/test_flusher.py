@@ -109,7 +109,7 @@ def test_a_flush_cycle_closes_its_connection():
 def test_flush_at_exit_writes_everything_and_logs_the_current_minute(monkeypatch):
     log = RecordingLogger()
     monkeypatch.setattr(telemetry, "logger", log)
-    monkeypatch.setattr(flusher, "close_connections", lambda: None)  # the test's transaction
+    monkeypatch.setattr(flusher, "close_all_connections", lambda: None)  # the test's transaction
     monkeypatch.setattr(flusher, "_started_pid", os.getpid())
     record(count=9, duration_ms=20.0)
     record(count=1, status=500, duration_ms=1500.0)

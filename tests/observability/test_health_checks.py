@@ -171,7 +171,7 @@ def test_the_migrations_check_stops_asking_once_everything_is_applied(monkeypatc
 
 
 def fake_pool(monkeypatch, **statistics):
-    monkeypatch.setattr(health, "pool_statistics", lambda alias: statistics)
+    monkeypatch.setattr(health, "pool_statistics", lambda alias, open_pool=False: statistics)
 
 
 def test_the_pool_check_fails_when_every_connection_is_taken_and_requests_wait(monkeypatch):

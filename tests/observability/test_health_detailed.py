@@ -21,7 +21,7 @@ def test_anonymous_gets_401_with_a_json_body(client):
     response = client.get("/health-detailed")
 
     assert response.status_code == 401
-    assert response.json()["error"] == "unauthorized"
+    assert response.json()["error"]["code"] == "unauthorized"
     assert response["WWW-Authenticate"].startswith("Bearer")
 
 
@@ -29,7 +29,7 @@ def test_a_signed_in_user_who_is_not_staff_gets_403(client):
     response = signed_in(client, is_staff=False).get("/health-detailed")
 
     assert response.status_code == 403
-    assert response.json()["error"] == "forbidden"
+    assert response.json()["error"]["code"] == "forbidden"
 
 
 def test_staff_get_200(client):

@@ -9,6 +9,7 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from apps.observability.telemetry import aggregation as telemetry
+from apps.observability.telemetry import rows as telemetry_rows
 from apps.observability.telemetry.models import RequestMinute
 from tests.observability.conftest import bearer
 
@@ -38,7 +39,7 @@ def test_anonymous_callers_get_401(client):
     response = client.get("/stats")
 
     assert response.status_code == 401
-    assert response.json()["error"] == "unauthorized"
+    assert response.json()["error"]["code"] == "unauthorized"
 
 
 def test_a_wrong_token_gets_401(client):
@@ -64,7 +65,10 @@ def test_a_bad_window_is_a_400_naming_the_parameter(client, minutes):
     response = client.get(f"/stats?minutes={minutes}", headers=bearer())
 
     assert response.status_code == 400
-    assert response.json()["detail"].startswith("minutes:")
+    error = response.json()["error"]
+    assert error["code"] == "bad_request"
+    assert error["message"].startswith("minutes:")
+    assert list(error["fields"]) == ["minutes"]
 
 
 def test_an_empty_window_answers_zeros(client):
@@ -127,7 +131,7 @@ def test_latency_percentiles_come_from_the_summed_histogram(client):
     latency = get_stats(client)["latency_ms"]
 
     for name, true_value in (("p50", 500.0), ("p95", 950.0), ("p99", 990.0)):
-        lower, upper = telemetry.bucket_range(telemetry.bucket_index(true_value))
+        lower, upper = telemetry_rows.bucket_range(telemetry.bucket_index(true_value))
         assert lower <= latency[name] <= upper, (name, latency[name])
 
 

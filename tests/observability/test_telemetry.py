@@ -16,7 +16,10 @@ from prometheus_client import REGISTRY
 
 from apps.common import request_context
 from apps.observability.telemetry import aggregation as telemetry
+from apps.observability.telemetry import rows as telemetry_rows
+from apps.observability.telemetry import writer
 from apps.observability.telemetry.models import ErrorGroup, RequestMinute, SlowRequest
+from tests.observability.logging_capture import access_lines, captured_console, json_lines
 
 pytestmark = pytest.mark.urls(__name__)
 
@@ -106,7 +109,7 @@ def counter(name, **labels):
 def test_routes_are_url_patterns_with_a_leading_slash(pattern, label):
     match = None if pattern is None else SimpleNamespace(route=pattern)
 
-    assert telemetry.route_label(match) == label
+    assert request_context.route_label(match) == label
 
 
 @pytest.mark.django_db
@@ -192,9 +195,7 @@ def test_an_exception_counts_as_5xx_and_opens_an_error_group(client):
     assert (route, method) == ("/telemetry-test/boom/", "GET")
     assert row[telemetry.STATUS_5XX] == 1
     assert occurrence.exception_class == "builtins.TypeError"
-    assert (
-        occurrence.frame == "apps/observability/telemetry/aggregation.py in percentile_from_buckets"
-    )
+    assert occurrence.frame == "apps/observability/telemetry/rows.py in percentile_from_buckets"
     assert "not iterable" in occurrence.sample_message
 
 
@@ -288,18 +289,18 @@ def test_percentiles_fall_within_the_bucket_of_the_true_percentile(seed):
     assert sum(buckets) == len(durations)
     for fraction in (0.5, 0.95, 0.99):
         estimate = telemetry.percentile_from_buckets(buckets, fraction, max(durations))
-        lower, upper = telemetry.bucket_range(
+        lower, upper = telemetry_rows.bucket_range(
             telemetry.bucket_index(true_percentile(ordered, fraction))
         )
         assert lower <= estimate <= upper, (fraction, estimate, lower, upper)
 
 
 def test_the_open_ended_bucket_reports_the_maximum():
-    buckets = [0] * telemetry.BUCKET_COUNT
+    buckets = [0] * telemetry_rows.BUCKET_COUNT
     buckets[-1] = 3
 
     assert telemetry.percentile_from_buckets(buckets, 0.99, 123456.0) == 123456.0
-    assert telemetry.percentile_from_buckets([0] * telemetry.BUCKET_COUNT, 0.5) is None
+    assert telemetry.percentile_from_buckets([0] * telemetry_rows.BUCKET_COUNT, 0.5) is None
 
 
 # --- Flushing -------------------------------------------------------------------------------------
@@ -375,11 +376,13 @@ def test_the_buffer_is_bounded_dropping_the_oldest_minutes(monkeypatch):
 
 @pytest.mark.django_db
 def test_slow_requests_are_written_capped_per_route_and_minute(monkeypatch):
+    # The cap of a process's buffer and the cap of the table.
     monkeypatch.setattr(telemetry, "SLOW_REQUESTS_PER_ROUTE_MINUTE", 3)
+    monkeypatch.setattr(writer, "SLOW_REQUESTS_PER_ROUTE_MINUTE", 3)
     started_at = telemetry.minute_start(time.time()) + 5
     for number in range(5):
         telemetry.record_slow_request(
-            telemetry.SlowRequestSample(
+            telemetry_rows.SlowRequestSample(
                 started_at=started_at,
                 method="GET",
                 route="/slow/",
@@ -395,7 +398,7 @@ def test_slow_requests_are_written_capped_per_route_and_minute(monkeypatch):
     telemetry.flush_telemetry()
     # Another process flushing into the same minute finds the cap reached.
     telemetry.record_slow_request(
-        telemetry.SlowRequestSample(started_at, "GET", "/slow/", "/slow/x", 200, 5000, 1, 2.0)
+        telemetry_rows.SlowRequestSample(started_at, "GET", "/slow/", "/slow/x", 200, 5000, 1, 2.0)
     )
     telemetry.flush_telemetry()
 
@@ -451,3 +454,41 @@ def test_error_messages_are_redacted_and_short():
 
     assert "hunter2" not in message
     assert len(message) <= telemetry.SAMPLE_MESSAGE_LENGTH
+
+
+class TakeTimeBeforeTelemetry:
+    """Middleware between the request context and telemetry that spends time itself."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        time.sleep(0.03)
+        return self.get_response(request)
+
+
+TELEMETRY_MIDDLEWARE = "apps.observability.telemetry.middleware.TelemetryMiddleware"
+WITH_WORK_BEFORE_TELEMETRY = [
+    *settings.MIDDLEWARE[: settings.MIDDLEWARE.index(TELEMETRY_MIDDLEWARE)],
+    f"{__name__}.TakeTimeBeforeTelemetry",
+    *settings.MIDDLEWARE[settings.MIDDLEWARE.index(TELEMETRY_MIDDLEWARE) :],
+]
+
+
+@pytest.mark.django_db
+@override_settings(MIDDLEWARE=WITH_WORK_BEFORE_TELEMETRY, LOG_SLOW_REQUEST_MS=20)
+def test_a_request_is_slow_for_the_access_line_telemetry_and_prometheus_alike(client):
+    before = counter("orders_slow_requests_total", route="/telemetry-test/ok/", method="GET")
+
+    with captured_console() as console:
+        client.get("/telemetry-test/ok/")
+
+    (line,) = access_lines(json_lines(console.getvalue()))
+    row = buffered_rows()[("/telemetry-test/ok/", "GET")]
+    after = counter("orders_slow_requests_total", route="/telemetry-test/ok/", method="GET")
+    assert line["slow"] is True
+    assert row[telemetry.COUNTER_FIELDS.index("slow")] == 1
+    assert after == before + 1
+    assert row[telemetry.COUNTER_FIELDS.index("duration_sum_ms")] == pytest.approx(
+        line["duration_ms"], abs=0.01
+    )

@@ -19,7 +19,7 @@ from django.db import connection
 from prometheus_client.parser import text_string_to_metric_families
 from psycopg import sql
 
-from apps.observability.telemetry import aggregation as telemetry
+from apps.observability.telemetry import rows as telemetry_rows
 from tests.observability.conftest import wait_until
 from tests.processes import (
     free_port,
@@ -86,7 +86,7 @@ def server_database(tmp_path):
 
 TOTALS_QUERY = (
     "SELECT SUM(requests), SUM(status_2xx), SUM(status_3xx), SUM(status_4xx), SUM(status_5xx), "
-    + " + ".join(f"SUM(bucket_{index:02d})" for index in range(telemetry.BUCKET_COUNT))
+    + " + ".join(f"SUM(bucket_{index:02d})" for index in range(telemetry_rows.BUCKET_COUNT))
     + " FROM observability_requestminute"
 )
 

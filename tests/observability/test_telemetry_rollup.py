@@ -17,13 +17,15 @@ from django.test.utils import CaptureQueriesContext
 from apps.observability.ops import queries as ops_queries
 from apps.observability.ops.queries import BucketStart
 from apps.observability.telemetry import aggregation as telemetry
+from apps.observability.telemetry import rollup
+from apps.observability.telemetry import rows as telemetry_rows
 from apps.observability.telemetry.models import RequestMinute, RequestQuarterHour
 from apps.observability.telemetry.statistics import aggregates, summarize
 
 pytestmark = [pytest.mark.django_db, pytest.mark.no_nplusone]
 
 ROUTES = ("/api/v1/orders/", "/api/v1/orders/<int:pk>/", "/api/v1/products/")
-VALUE_FIELDS = (*telemetry.COUNTER_FIELDS, *telemetry.BUCKET_FIELDS)
+VALUE_FIELDS = (*telemetry.COUNTER_FIELDS, *telemetry_rows.BUCKET_FIELDS)
 
 
 @pytest.fixture(autouse=True)
@@ -70,7 +72,7 @@ def minute_groups(since, until, *fields, **expressions):
 
 
 def test_a_flush_adds_the_same_rows_to_their_minutes_and_quarter_hours():
-    start = telemetry.quarter_hour_start(time.time()) - 3600
+    start = telemetry_rows.quarter_hour_start(time.time()) - 3600
     for offset, duration_ms in ((0, 10.0), (60, 30.0), (14 * 60 + 59, 2000.0), (15 * 60, 5.0)):
         telemetry.record_request(
             route="/r/",
@@ -182,22 +184,22 @@ def test_the_data_migration_fills_the_rollup_from_stored_minutes():
     migration.fill_quarter_hours(django_apps, SimpleNamespace(connection=connection))
     assert rollup_rows() == flushed
     # Whole periods are replaced, never added to: running it again changes nothing.
-    assert telemetry.backfill_quarter_hours() == len(flushed)
+    assert rollup.backfill_quarter_hours() == len(flushed)
     assert rollup_rows() == flushed
 
 
 def test_the_backfill_of_an_empty_table_writes_nothing():
-    assert telemetry.backfill_quarter_hours() == 0
+    assert rollup.backfill_quarter_hours() == 0
     assert not RequestQuarterHour.objects.exists()
 
 
 @pytest.mark.allow_nplusone(reason="the backfill reads one batch of minutes per query")
 def test_the_backfill_batches_stay_within_their_quarter_hours(monkeypatch):
-    monkeypatch.setattr(telemetry, "BACKFILL_BATCH", dt.timedelta(minutes=30))
+    monkeypatch.setattr(rollup, "BACKFILL_BATCH", dt.timedelta(minutes=30))
     seed_two_days(time.time())
     flushed = rollup_rows()
     RequestQuarterHour.objects.all().delete()
 
-    telemetry.backfill_quarter_hours()
+    rollup.backfill_quarter_hours()
 
     assert rollup_rows() == flushed

@@ -6,7 +6,7 @@ import pytest
 from django.core.exceptions import RequestDataTooBig
 from django.test import RequestFactory, override_settings
 
-from apps.orders.api.errors import bad_request, exception_handler
+from apps.api.errors import bad_request, exception_handler
 
 pytestmark = [pytest.mark.django_db, pytest.mark.no_nplusone]
 

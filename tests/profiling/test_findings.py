@@ -239,7 +239,7 @@ def test_a_failed_flush_keeps_the_buffer_and_the_next_one_writes_it_once():
 
 
 def test_the_flusher_cycle_writes_the_findings(monkeypatch):
-    monkeypatch.setattr(flusher, "close_connections", lambda: None)  # the test's transaction
+    monkeypatch.setattr(flusher, "close_all_connections", lambda: None)  # the test's transaction
     record()
 
     flusher.flush_cycle(final=True)

@@ -17,7 +17,8 @@ from rest_framework.test import APIClient
 from silk.config import SilkyConfig
 from silk.models import Request, Response, SQLQuery
 
-from apps.profiling.silk import is_recordable_path, is_staff, should_record
+from apps.common.paths import is_ops_path
+from apps.profiling.silk import is_staff, should_record
 from tests.orders.factories import make_api_key, make_organization
 
 pytestmark = pytest.mark.django_db
@@ -279,8 +280,8 @@ def test_silk_pages_are_never_recorded(client, record_everything):
         ("/admin/", True),
     ],
 )
-def test_recordable_paths(path, recordable):
-    assert is_recordable_path(path) is recordable
+def test_only_the_ops_paths_are_left_unrecorded(path, recordable):
+    assert is_ops_path(path) is not recordable
 
 
 def make_recorded_requests(count, *, start=None):

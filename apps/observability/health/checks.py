@@ -25,7 +25,6 @@ import dataclasses
 import inspect
 import logging
 import os
-import platform
 import shutil
 import threading
 import time
@@ -34,7 +33,6 @@ from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeoutError
 from typing import ClassVar
 
-import django
 from django.conf import settings
 from django.core.cache import caches
 from django.db import DatabaseError, connections
@@ -42,7 +40,7 @@ from django.db.migrations.executor import MigrationExecutor
 from health_check import Cache, Database, HealthCheck
 from health_check.exceptions import HealthCheckException, ServiceUnavailable, ServiceWarning
 
-from project.db_routers import replica_aliases
+from apps.common.database import close_connection, pool_statistics, replica_aliases
 
 logger = logging.getLogger(__name__)
 
@@ -51,25 +49,8 @@ WARNING = "warning"  # works, needs attention (disk, memory); never fails a prob
 DEGRADED = "degraded"  # an optional dependency is down; the service still answers
 FAILING = "failing"  # a required dependency is down; readiness answers 503
 
-PROCESS_STARTED = time.monotonic()
 DISK_WARNING_PERCENT = 90.0
 MEMORY_WARNING_PERCENT = 90.0
-
-
-def _close_connection(alias):
-    """Return this thread's connection to the pool (or close it); a close error is no news."""
-    try:
-        connections[alias].close()
-    except DatabaseError:
-        logger.debug("closing the %s connection of a health check failed", alias, exc_info=True)
-
-
-def pool_statistics(alias):
-    """psycopg pool statistics of this process for `alias`, or None without a pool."""
-    pool = getattr(connections[alias], "pool", None)
-    if pool is None:
-        return None
-    return pool.get_stats()
 
 
 @dataclasses.dataclass
@@ -86,12 +67,12 @@ class DatabaseCheck(Database):
         try:
             super().run()
         finally:
-            _close_connection(self.alias)
+            close_connection(self.alias)
         return {"vendor": connections[self.alias].vendor}
 
     def describe_delay(self):
         """Why the check may still be waiting: the pool has no connection to give."""
-        statistics = pool_statistics(self.alias)
+        statistics = pool_statistics(self.alias, open_pool=True)
         if statistics is None:
             return ""
         return (
@@ -124,7 +105,7 @@ class MigrationsCheck(HealthCheck):
         except DatabaseError as error:
             raise ServiceUnavailable(f"cannot read migrations ({type(error).__name__})") from error
         finally:
-            _close_connection(self.alias)
+            close_connection(self.alias)
         if plan:
             raise ServiceUnavailable(f"{len(plan)} migration(s) not applied")
         _migrated_aliases.add(self.alias)
@@ -143,7 +124,7 @@ class ConnectionPoolCheck(HealthCheck):
         return "database_pool" if self.alias == "default" else f"database_pool:{self.alias}"
 
     def run(self):
-        statistics = pool_statistics(self.alias)
+        statistics = pool_statistics(self.alias, open_pool=True)
         if statistics is None:
             return {"message": "no pool configured"}
         in_use = statistics["pool_size"] - statistics["pool_available"]
@@ -211,8 +192,8 @@ class ReplicaCheck(HealthCheck):
         except DatabaseError as error:
             raise ServiceUnavailable(f"unreachable ({type(error).__name__})") from error
         finally:
-            _close_connection(self.alias)
-        details = {"pool": pool_statistics(self.alias), "in_recovery": in_recovery}
+            close_connection(self.alias)
+        details = {"pool": pool_statistics(self.alias, open_pool=True), "in_recovery": in_recovery}
         if not in_recovery:
             return {**details, "message": "not in recovery (a primary?)", "lag_seconds": None}
         lag_seconds = None if lag is None else round(float(lag), 3)
@@ -457,16 +438,3 @@ def readiness_checks():
 
 def detailed_checks():
     return [*readiness_checks(), DiskCheck(), MemoryCheck()]
-
-
-def process_information():
-    return {
-        "pid": os.getpid(),
-        "uptime_seconds": round(time.monotonic() - PROCESS_STARTED, 1),
-        "environment": settings.DJANGO_ENV,
-        "versions": {
-            "python": platform.python_version(),
-            "django": django.get_version(),
-            "git_sha": settings.GIT_SHA,
-        },
-    }

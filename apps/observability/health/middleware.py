@@ -2,9 +2,10 @@ import json
 import logging
 import threading
 
+import structlog
+
 from apps.observability.health import views
-from apps.observability.logging.formatting import get_logger
-from apps.observability.metrics import registry as metrics
+from apps.observability.metrics import views as metrics
 
 PROBES = {
     "/health": views.liveness,
@@ -12,13 +13,13 @@ PROBES = {
     # Prometheus scrapes the pod IP too; the view checks the token (or a staff session) itself.
     "/metrics": metrics.metrics_view,
 }
-# Probes whose answers are not logged by `django.request` (apps.observability.logging.formatting.
-# SkipRequestsWithAccessLine): the kubelet calls /ready every few seconds, and while a dependency
+# Probes whose answers are not logged by `django.request` (SkipRequestsWithAccessLine in
+# logging/formatting.py): the kubelet calls /ready every few seconds, and while a dependency
 # is down Django would log each 503 at ERROR. Readiness changes are logged here instead, once.
 QUIET_PROBES = frozenset({"/health", "/ready"})
 READINESS_PATH = "/ready"
 
-logger = get_logger("apps.observability.probes")
+logger = structlog.get_logger("apps.observability.probes")
 
 
 class ReadinessLog:

@@ -1,5 +1,6 @@
+"""The probes: liveness (/health), readiness (/ready) and the detailed report (/health-detailed)."""
+
 import os
-import time
 
 from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
@@ -8,6 +9,7 @@ from django.views.decorators.http import require_safe
 from apps.observability.authorization import staff_or_token_required
 from apps.observability.health import checks as health
 from apps.observability.health import draining
+from apps.observability.health.process import process_information, uptime_seconds
 
 
 @never_cache
@@ -18,7 +20,7 @@ def liveness(request):
         {
             "status": "ok",
             "pid": os.getpid(),
-            "uptime_seconds": round(time.monotonic() - health.PROCESS_STARTED, 1),
+            "uptime_seconds": uptime_seconds(),
         }
     )
 
@@ -72,7 +74,7 @@ def health_detailed(request):
             "status": status,
             "draining": draining.is_draining(),
             "checks": {result.name: result.as_json(with_details=True) for result in results},
-            "process": health.process_information(),
+            "process": process_information(),
         },
         status=503 if status == health.FAILING else 200,
     )

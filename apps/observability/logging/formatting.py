@@ -184,7 +184,3 @@ class SkipRequestsWithAccessLine(logging.Filter):
         return not (
             getattr(request, "has_access_line", False) or getattr(request, "is_quiet_probe", False)
         )
-
-
-def get_logger(name):
-    return structlog.get_logger(name)

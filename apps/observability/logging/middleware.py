@@ -20,14 +20,13 @@ logger, at a fraction of the cost, and not built at all when the level filters i
 """
 
 import logging
-import re
-import time
 
 import structlog
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
 
 from apps.common import request_context
+from apps.common.sql import normalise_sql
 from apps.observability.after_response import call_after_response
 from apps.observability.logging import sentry
 from apps.observability.logging.formatting import emit
@@ -36,32 +35,12 @@ ACCESS_LOGGER_NAME = sentry.ACCESS_LOGGER_NAME
 access_logger = logging.getLogger(ACCESS_LOGGER_NAME)
 TOP_QUERIES = 3
 
-_STRING_LITERAL = re.compile(r"'(?:[^']|'')*'")
-_NUMBER = re.compile(r"(?<![\w\"$])-?\d+(?:\.\d+)?(?:e[-+]?\d+)?\b", re.IGNORECASE)
-_PLACEHOLDER = re.compile(r"%s|%\(\w+\)s|\$\d+|\?")
-_VALUE_LIST = re.compile(r"\(\s*\?(?:\s*,\s*\?)*\s*\)(?:\s*,\s*\(\s*\?(?:\s*,\s*\?)*\s*\))*")
-_WHITESPACE = re.compile(r"\s+")
-MAX_FINGERPRINT_LENGTH = 500
-
-
-def query_fingerprint(sql):
-    """The statement with every value replaced: literals and parameters become ?, lists (...).
-
-    Parameter values never appear; statements differing only in values or list length are one.
-    """
-    text = _STRING_LITERAL.sub("?", sql)
-    text = _NUMBER.sub("?", text)
-    text = _PLACEHOLDER.sub("?", text)
-    text = _VALUE_LIST.sub("(...)", text)
-    text = _WHITESPACE.sub(" ", text).strip()
-    return text[:MAX_FINGERPRINT_LENGTH]
-
 
 def heaviest_queries(query_stats, limit=TOP_QUERIES):
     """The `limit` fingerprints with the most total time: [{fingerprint, count, total_ms}]."""
     totals = {}
     for sql, (count, seconds) in query_stats.statements.items():
-        entry = totals.setdefault(query_fingerprint(sql), [0, 0.0])
+        entry = totals.setdefault(normalise_sql(sql)[0], [0, 0.0])
         entry[0] += count
         entry[1] += seconds
     ranked = sorted(totals.items(), key=lambda item: item[1][1], reverse=True)[:limit]
@@ -87,7 +66,6 @@ class RequestContextMiddleware:
         self.is_async = iscoroutinefunction(get_response)
         if self.is_async:
             markcoroutinefunction(self)
-        self.slow_request_seconds = settings.LOG_SLOW_REQUEST_MS / 1000
         self.unlogged_prefixes = tuple(
             prefix for prefix in (settings.STATIC_URL,) if prefix and prefix.startswith("/")
         )
@@ -152,9 +130,9 @@ class RequestContextMiddleware:
 
     def access_line(self, request, response, state):
         """(level, event) of the request's access line, or None when its level is off."""
-        duration = time.perf_counter() - state.started
+        state.finish()
         status = response.status_code
-        slow = duration >= self.slow_request_seconds
+        slow = state.slow
         if status >= 500:
             level = logging.ERROR
         elif slow:
@@ -167,7 +145,7 @@ class RequestContextMiddleware:
         fields = {
             "path": request.path,
             "status": status,
-            "duration_ms": round(duration * 1000, 2),
+            "duration_ms": round(state.duration_ms, 2),
             "response_bytes": response_size(response),
             "query_count": queries.count,
             "db_time_ms": round(queries.seconds * 1000, 2),

@@ -17,12 +17,10 @@ from sentry_sdk.integrations.django import DjangoIntegration
 from sentry_sdk.integrations.logging import ignore_logger
 from sentry_sdk.scrubber import DEFAULT_DENYLIST, EventScrubber
 
+from apps.common.paths import is_ops_path
 from apps.common.redaction import redact_sentry_event
 from apps.common.request_context import current_request_state, request_identity
 
-# Probes, the metrics scrape, ops pages and static files: high volume, nothing to learn from
-# their traces.
-UNTRACED_PATH_PREFIXES = ("/health", "/ready", "/metrics", "/stats", "/static/", "/silk/")
 # Sentry compares exact (lower-cased) key names; the redaction in before_send matches
 # substrings, these catch the common names before the event is even serialised.
 EXTRA_DENYLIST = [
@@ -65,7 +63,7 @@ def traces_sampler_for(sample_rate):
     """
 
     def traces_sampler(sampling_context):
-        if request_path(sampling_context).startswith(UNTRACED_PATH_PREFIXES):
+        if is_ops_path(request_path(sampling_context)):
             return 0.0
         return sample_rate
 
@@ -137,7 +135,7 @@ def init_sentry(*, dsn, environment, release, traces_sample_rate, transport=None
             before_send=before_send,
             before_send_transaction=before_send_transaction,
             traces_sampler=traces_sampler_for(traces_sample_rate),
-            # Middleware, signal and cache spans cost most of the SDK's overhead (DESIGN.md).
+            # Middleware, signal and cache spans cost most of the SDK's overhead.
             integrations=[
                 DjangoIntegration(middleware_spans=False, signals_spans=False, cache_spans=False)
             ],

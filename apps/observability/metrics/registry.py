@@ -1,4 +1,4 @@
-"""The project's Prometheus metrics and the /metrics view.
+"""The project's Prometheus metrics and the registry /metrics and the ops pages read.
 
 Under gunicorn, PROMETHEUS_MULTIPROC_DIR is set (gunicorn.conf.py) before prometheus_client is
 imported: every process writes its values to files there and /metrics adds up the files of all
@@ -6,24 +6,14 @@ processes, dead ones included for counters, so totals do not depend on which wor
 workers being recycled. Gauges say how processes combine (`multiprocess_mode`): the pool gauges
 add up the live processes. Without the variable (runserver, tests, manage.py) the process's own
 registry is exported.
-
-/metrics is answered by ProbeMiddleware (Prometheus scrapes the pod IP, which ALLOWED_HOSTS
-rejects), so it runs before the session middleware: a staff session is read here.
 """
 
 import os
-from importlib import import_module
 
 import prometheus_client
-from django.conf import settings
-from django.contrib import auth
-from django.db import connections
-from django.http import HttpResponse
-from django.utils.functional import SimpleLazyObject
-from django.views.decorators.cache import never_cache
 from prometheus_client import Counter, Gauge, multiprocess
 
-from apps.observability.authorization import access_denied, has_valid_token
+from apps.common.database import all_pool_statistics
 
 SLOW_REQUESTS = Counter(
     "orders_slow_requests_total",
@@ -81,21 +71,8 @@ def is_multiprocess():
     return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
 
 
-def pool_statistics():
-    """psycopg pool statistics of this process per database alias (None without a pool).
-
-    Only pools that exist are read: asking a connection for its pool would open one.
-    """
-    statistics = {}
-    for alias in connections:
-        pools = getattr(type(connections[alias]), "_connection_pools", {})
-        pool = pools.get(alias)
-        statistics[alias] = pool.get_stats() if pool is not None else None
-    return statistics
-
-
 def update_pool_gauges():
-    for alias, statistics in pool_statistics().items():
+    for alias, statistics in all_pool_statistics().items():
         if statistics is None:
             continue
         DB_POOL_SIZE.labels(alias).set(statistics.get("pool_size", 0))
@@ -104,30 +81,20 @@ def update_pool_gauges():
         DB_POOL_MAX.labels(alias).set(statistics.get("pool_max", 0))
 
 
+def update_pool_gauges_job(final):
+    """The flusher's job: the pool gauges follow the pools between scrapes."""
+    update_pool_gauges()
+
+
+def registry():
+    """The samples of every process (multiprocess mode) or of this one."""
+    if not is_multiprocess():
+        return prometheus_client.REGISTRY
+    collected = prometheus_client.CollectorRegistry()
+    multiprocess.MultiProcessCollector(collected)
+    return collected
+
+
 def exposition():
     """The metrics text of all processes (multiprocess mode) or of this one."""
-    if is_multiprocess():
-        registry = prometheus_client.CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
-    else:
-        registry = prometheus_client.REGISTRY
-    return prometheus_client.generate_latest(registry)
-
-
-def _attach_session_user(request):
-    """request.user from the session cookie, as SessionMiddleware + AuthenticationMiddleware do."""
-    engine = import_module(settings.SESSION_ENGINE)
-    request.session = engine.SessionStore(request.COOKIES.get(settings.SESSION_COOKIE_NAME))
-    request.user = SimpleLazyObject(lambda: auth.get_user(request))
-
-
-@never_cache
-def metrics_view(request):
-    """Prometheus exposition for `Authorization: Bearer $METRICS_TOKEN` or a staff session."""
-    if not has_valid_token(request) and not hasattr(request, "user"):
-        _attach_session_user(request)
-    denied = access_denied(request)
-    if denied is not None:
-        return denied
-    update_pool_gauges()
-    return HttpResponse(exposition(), content_type=prometheus_client.CONTENT_TYPE_LATEST)
+    return prometheus_client.generate_latest(registry())

@@ -5,7 +5,7 @@ from django.db import migrations
 
 
 def fill_quarter_hours(apps, schema_editor):
-    from apps.observability.telemetry.aggregation import backfill_quarter_hours
+    from apps.observability.telemetry.rollup import backfill_quarter_hours
 
     backfill_quarter_hours(
         apps.get_model("observability", "RequestMinute"),

@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.db import DatabaseError, connections, transaction
 
+from apps.common.database import replica_aliases
 from apps.observability.health import checks as health
-from project.db_routers import replica_aliases
+from apps.observability.telemetry.statistics import percent
 
 ALIAS = "default"
 TOP_TABLES = 25
@@ -196,18 +197,21 @@ def _postgres_long_running(cursor):
     )
 
 
-def _ratio(hit, read):
+def _hit_percent(hit, read):
     hit, read = int(hit or 0), int(read or 0)
-    return round(100 * hit / (hit + read), 2) if hit + read else None
+    return percent(hit, hit + read, 2)
 
 
 def _postgres_hit_ratio(cursor):
     (row,) = _fetch(cursor, HIT_RATIO_SQL)
     return Section(
         rows=[
-            {"scope": "database (all reads)", "ratio": _ratio(row["blks_hit"], row["blks_read"])},
-            {"scope": "tables", "ratio": _ratio(row["table_hit"], row["table_read"])},
-            {"scope": "indexes", "ratio": _ratio(row["index_hit"], row["index_read"])},
+            {
+                "scope": "database (all reads)",
+                "ratio": _hit_percent(row["blks_hit"], row["blks_read"]),
+            },
+            {"scope": "tables", "ratio": _hit_percent(row["table_hit"], row["table_read"])},
+            {"scope": "indexes", "ratio": _hit_percent(row["index_hit"], row["index_read"])},
         ],
         details={"stats_reset": row["stats_reset"]},
         message="Below 99 % on a busy OLTP database usually means shared_buffers is too small.",

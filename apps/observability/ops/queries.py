@@ -20,17 +20,18 @@ import math
 from dataclasses import dataclass, field
 
 from django.db import connections, router, transaction
-from django.db.models import BigIntegerField, Func, Sum
+from django.db.models import Sum
 from django.utils import timezone
 
-from apps.observability.telemetry.aggregation import QUARTER_HOUR_SECONDS
+from apps.api.errors import BadParameter
 from apps.observability.telemetry.models import (
     ErrorGroup,
     RequestMinute,
     RequestQuarterHour,
     SlowRequest,
 )
-from apps.observability.telemetry.statistics import aggregates, sum_groups, summarize
+from apps.observability.telemetry.rows import QUARTER_HOUR_SECONDS
+from apps.observability.telemetry.statistics import BucketStart, aggregates, sum_groups, summarize
 from apps.profiling.models import QueryFinding
 
 NEWEST_LIMIT = 10
@@ -54,10 +55,6 @@ def analytic_transaction():
                     [value for item in ANALYTIC_SETTINGS.items() for value in item],
                 )
         yield
-
-
-class BadParameter(ValueError):
-    pass
 
 
 @dataclass(frozen=True)
@@ -136,42 +133,6 @@ class Span:
         step = self.window.bucket
         count = int(self.window.duration / step)
         return [self.since + step * index for index in range(count)]
-
-
-class BucketStart(Func):
-    """Start of the time bucket holding a datetime column, in seconds since the epoch (UTC)."""
-
-    output_field = BigIntegerField()
-
-    def __init__(self, expression, seconds):
-        self.seconds = int(seconds)
-        super().__init__(expression)
-
-    def as_sql(self, compiler, connection, **extra_context):
-        raise NotImplementedError(f"BucketStart is not implemented for {connection.vendor}")
-
-    def as_sqlite(self, compiler, connection, **extra_context):
-        # Django stores datetimes as UTC text; strftime('%s') reads it as seconds since the epoch.
-        return super().as_sql(
-            compiler,
-            connection,
-            template=(
-                f"((CAST(strftime('%%%%s', %(expressions)s) AS INTEGER) / {self.seconds})"
-                f" * {self.seconds})"
-            ),
-            **extra_context,
-        )
-
-    def as_postgresql(self, compiler, connection, **extra_context):
-        return super().as_sql(
-            compiler,
-            connection,
-            template=(
-                f"(CAST(FLOOR(EXTRACT(EPOCH FROM %(expressions)s) / {self.seconds}) AS BIGINT)"
-                f" * {self.seconds})"
-            ),
-            **extra_context,
-        )
 
 
 @dataclass

@@ -2,9 +2,9 @@
 
 Staff only, through the admin's own `admin_view` (anonymous visitors go to the admin login) with
 the admin's look and navigation (`each_context`); a signed-in user who is not staff is refused
-with 403. Every page runs a fixed number of aggregating queries (ops_queries, database_report),
-whatever the number of routes or rows. Charts are SVG rendered here (charts.py): no CDN, no
-script.
+with 403. Every page runs a fixed number of aggregating queries (ops/queries.py,
+ops/database_report.py), whatever the number of routes or rows. Charts are server-rendered SVG
+(ops/charts.py): no CDN, no script.
 
 Before reading, a page writes this process's telemetry buffer (what every flusher does every
 TELEMETRY_FLUSH_SECONDS), so the requests this worker has just served are on it; other
@@ -16,7 +16,6 @@ import functools
 from collections.abc import Callable
 from urllib.parse import urlencode
 
-import prometheus_client
 from django.conf import settings
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
@@ -24,15 +23,16 @@ from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django_redis import get_redis_connection
-from prometheus_client import multiprocess
 from redis.exceptions import RedisError
 
+from apps.api.errors import BadParameter
+from apps.common.database import all_pool_statistics
 from apps.observability.health import checks as health
 from apps.observability.metrics import registry as metrics
 from apps.observability.ops import charts, database_report
 from apps.observability.ops import queries as ops_queries
-from apps.observability.ops.queries import BadParameter
 from apps.observability.telemetry import aggregation as telemetry
+from apps.observability.telemetry.statistics import STATUS_CLASSES, percent
 
 REFRESH_CHOICES = (0, 30, 60, 300)
 TIME_FORMATS = {
@@ -296,7 +296,6 @@ LINE_CHARTS = {
         "slow (% of requests)",
     ),
 }
-STATUS_CLASSES = ("2xx", "3xx", "4xx", "5xx")
 
 
 def _charts(line, subject):
@@ -401,15 +400,6 @@ def _recent_context(slow_requests, error_groups, findings, window, refresh):
     }
 
 
-def _registry():
-    """Prometheus samples of every process (multiprocess mode) or of this one."""
-    if not metrics.is_multiprocess():
-        return prometheus_client.REGISTRY
-    registry = prometheus_client.CollectorRegistry()
-    multiprocess.MultiProcessCollector(registry)
-    return registry
-
-
 def cache_statistics():
     """Hits and misses where something counts them: django-prometheus' cache backends (all
     processes since they started) and the Redis server's own keyspace counters."""
@@ -417,14 +407,14 @@ def cache_statistics():
     result = {"backend": backend.rsplit(".", 1)[-1], "counted": None, "redis": None}
     if backend.startswith("django_prometheus."):
         counted = dict.fromkeys(CACHE_COUNTERS.values(), 0)
-        for family in _registry().collect():
+        for family in metrics.registry().collect():
             name = CACHE_COUNTERS.get(family.name)
             if name is not None:
                 counted[name] += sum(
                     sample.value for sample in family.samples if sample.name.endswith("_total")
                 )
         gets = counted["hits"] + counted["misses"]
-        counted["hit_ratio"] = round(100 * counted["hits"] / gets, 1) if gets else None
+        counted["hit_ratio"] = percent(counted["hits"], gets)
         result["counted"] = counted
     if "redis" in backend.lower():
         result["redis"] = _redis_statistics()
@@ -440,14 +430,14 @@ def _redis_statistics():
     return {
         "hits": hits,
         "misses": misses,
-        "hit_ratio": round(100 * hits / (hits + misses), 1) if hits + misses else None,
+        "hit_ratio": percent(hits, hits + misses),
     }
 
 
 def _pools():
     return [
         {"alias": alias, "statistics": statistics}
-        for alias, statistics in metrics.pool_statistics().items()
+        for alias, statistics in all_pool_statistics().items()
     ]
 
 

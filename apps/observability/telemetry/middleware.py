@@ -1,47 +1,38 @@
-"""TelemetryMiddleware: measures every request and hands it to the in-process aggregator.
+"""TelemetryMiddleware: hands every request to the in-process aggregator.
 
-Duration, status, route template, query count and time in the database. Queries are counted once
-per request, by the request context (apps/common/request_context.py: an execute wrapper
-on every connection), and so is the exception that turned a request into a 500; telemetry reads
-them there. Without RequestContextMiddleware in front of it, it enters the request context
-itself. Nothing here does I/O; the flusher writes. The request is measured on its way out and
-added to the aggregator once the response has been sent (apps/observability/after_response.py).
-Probe, metrics, stats, static and silk paths are not counted. A failure here is logged and
-counted, and the response goes out unchanged.
+Status, route template, query count and time in the database, and the duration and slowness the
+request context decided once for the request (RequestState.finish: the same figures the access
+line and the slow-request counter read). Queries are counted once per request by the request
+context (apps/common/request_context.py: an execute wrapper on every connection), and so is the
+exception that turned a request into a 500; telemetry reads them there, counting only the queries
+inside this middleware (not silk's recording around it). Without RequestContextMiddleware in front
+of it, it enters the request context and finishes it itself. Nothing here does I/O: the request is
+added to the aggregator once the response has been sent (apps/observability/after_response.py)
+and the background flusher writes it. The ops paths (apps/common/paths.py) are not counted. A
+failure here is logged and counted, and the response goes out unchanged.
 """
 
-import time
-
-from django.conf import settings
+import structlog
 
 from apps.common import flusher, request_context
-from apps.common.request_context import request_identity
+from apps.common.paths import is_ops_path
+from apps.common.request_context import request_identity, route_label
 from apps.observability.after_response import call_after_response
-from apps.observability.logging.formatting import get_logger
 from apps.observability.metrics import registry as metrics
 from apps.observability.telemetry import aggregation as telemetry
+from apps.observability.telemetry.rows import SlowRequestSample
 
-logger = get_logger(__name__)
-
-EXEMPT_PATHS = frozenset({"/health", "/ready", "/health-detailed", "/metrics", "/stats"})
-
-
-def exempt_prefixes():
-    return tuple(
-        prefix for prefix in (settings.STATIC_URL, "/silk/") if prefix and prefix.startswith("/")
-    )
+logger = structlog.get_logger(__name__)
 
 
 class TelemetryMiddleware:
     def __init__(self, get_response):
         self.get_response = get_response
-        self.slow_ms = settings.LOG_SLOW_REQUEST_MS
-        self.exempt_prefixes = exempt_prefixes()
         request_context.install()
 
     def __call__(self, request):
         path = request.path_info
-        if path.rstrip("/") in EXEMPT_PATHS or path.startswith(self.exempt_prefixes):
+        if is_ops_path(path):
             return self.get_response(request)
         state = request_context.current_request_state()
         token = None
@@ -53,13 +44,11 @@ class TelemetryMiddleware:
         queries = state.queries
         # Only the queries inside this middleware: not those of silk's recording around it.
         count_before, seconds_before = queries.count, queries.seconds
-        started_at = time.time()
-        started = time.perf_counter()
         try:
             response = self.get_response(request)
         finally:
-            duration_ms = (time.perf_counter() - started) * 1000
             if token is not None:
+                state.finish()
                 request_context.exit_request(token)
         try:
             call_after_response(
@@ -69,8 +58,6 @@ class TelemetryMiddleware:
                 request,
                 response,
                 state,
-                started_at,
-                duration_ms,
                 queries.count - count_before,
                 (queries.seconds - seconds_before) * 1000,
             )
@@ -79,29 +66,20 @@ class TelemetryMiddleware:
             logger.exception("telemetry_record_failed", path=path)
         return response
 
-    def record_safely(
-        self, request, response, state, started_at, duration_ms, query_count, db_time_ms
-    ):
+    def record_safely(self, request, response, state, query_count, db_time_ms):
         try:
             flusher.ensure_started()
-            self.record(
-                request,
-                response,
-                state,
-                started_at=started_at,
-                duration_ms=duration_ms,
-                query_count=query_count,
-                db_time_ms=db_time_ms,
-            )
+            self.record(request, response, state, query_count=query_count, db_time_ms=db_time_ms)
         except Exception:
             metrics.TELEMETRY_RECORD_FAILURES.inc()
             logger.exception("telemetry_record_failed", path=request.path_info)
 
-    def record(self, request, response, state, *, started_at, duration_ms, query_count, db_time_ms):
-        match = getattr(request, "resolver_match", None)
-        route = telemetry.route_label(match)
+    def record(self, request, response, state, *, query_count, db_time_ms):
+        # After the response: the outermost middleware keeping the context has stopped its clock.
+        state.finish()
+        route = route_label(getattr(request, "resolver_match", None))
         status = response.status_code
-        slow = duration_ms >= self.slow_ms
+        duration_ms, slow, started_at = state.duration_ms, state.slow, state.started_at
         telemetry.record_request(
             route=route,
             method=request.method,
@@ -117,7 +95,7 @@ class TelemetryMiddleware:
             user_id, organization_id = request_identity(request)
             metrics.SLOW_REQUESTS.labels(route, method).inc()
             telemetry.record_slow_request(
-                telemetry.SlowRequestSample(
+                SlowRequestSample(
                     started_at=started_at,
                     method=method,
                     route=route,

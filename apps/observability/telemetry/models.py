@@ -9,7 +9,7 @@ from django.db import models
 from django.db.models import FloatField
 from django.db.models.functions import Cast, Greatest
 
-from apps.observability.telemetry.aggregation import BUCKET_FIELDS, LATENCY_BUCKET_BOUNDS_MS
+from apps.observability.telemetry.rows import BUCKET_FIELDS, LATENCY_BUCKET_BOUNDS_MS
 
 
 class RequestStatistics(models.Model):

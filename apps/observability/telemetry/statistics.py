@@ -1,28 +1,19 @@
-"""/stats: request statistics of the last minutes, summed over every process, as JSON.
+"""Request statistics summed in SQL: the figures of /stats and of the ops dashboards.
 
-Read from RequestMinute, which each process's flusher writes every TELEMETRY_FLUSH_SECONDS and
-when it exits: the figures lag live traffic by up to that long. Two queries whatever the window:
-one grouped by route and method (totals and the route table), one grouped by minute.
+Read from RequestMinute (or its RequestQuarterHour rollup), which each process's flusher writes
+every TELEMETRY_FLUSH_SECONDS and when it exits: the figures lag live traffic by up to that long.
+`request_statistics` (/stats) runs two queries whatever the window: one grouped by route and
+method (totals and the route table), one grouped by minute.
 """
 
 import datetime as dt
-import os
-import time
 
-from django.db.models import Max, Sum
-from django.http import JsonResponse
+from django.db.models import BigIntegerField, Func, Max, Sum
 from django.utils import timezone
-from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_safe
 
-from apps.observability.authorization import staff_or_token_required
-from apps.observability.health import checks as health
-from apps.observability.metrics import registry as metrics
-from apps.observability.telemetry import aggregation as telemetry
 from apps.observability.telemetry.models import RequestMinute
+from apps.observability.telemetry.rows import BUCKET_FIELDS, percentile_from_buckets
 
-DEFAULT_MINUTES = 60
-MAX_MINUTES = 1440
 STATUS_CLASSES = ("2xx", "3xx", "4xx", "5xx")
 SUMMED_FIELDS = (
     "requests",
@@ -31,24 +22,8 @@ SUMMED_FIELDS = (
     "duration_sum_ms",
     "query_count",
     "db_time_ms",
-    *telemetry.BUCKET_FIELDS,
+    *BUCKET_FIELDS,
 )
-
-
-class BadParameter(ValueError):
-    pass
-
-
-def parse_minutes(value):
-    if value is None:
-        return DEFAULT_MINUTES
-    try:
-        minutes = int(value)
-    except ValueError:
-        raise BadParameter(f"minutes: {value!r} is not a whole number") from None
-    if not 1 <= minutes <= MAX_MINUTES:
-        raise BadParameter(f"minutes: must be between 1 and {MAX_MINUTES}, got {minutes}")
-    return minutes
 
 
 def aggregates():
@@ -59,14 +34,21 @@ def aggregates():
     }
 
 
-def _ratio(numerator, denominator, digits=4):
+def ratio(numerator, denominator, digits=4):
+    """numerator / denominator rounded, 0.0 when there is nothing to divide by (no requests)."""
     return round(numerator / denominator, digits) if denominator else 0.0
+
+
+def percent(part, whole, digits=1):
+    """100 * part / whole rounded, None when `whole` is 0 (nothing to say, not 0 %)."""
+    part, whole = part or 0, whole or 0
+    return round(100 * part / whole, digits) if whole else None
 
 
 def summarize(values):
     """Counts, rates and latency of one group of summed rows."""
     requests = values["requests"] or 0
-    buckets = [values[name] or 0 for name in telemetry.BUCKET_FIELDS]
+    buckets = [values[name] or 0 for name in BUCKET_FIELDS]
     maximum = values["duration_max_ms"]
     errors = values["status_5xx"] or 0
     slow = values["slow"] or 0
@@ -77,18 +59,18 @@ def summarize(values):
         },
         "errors": errors,
         "slow": slow,
-        "error_rate": _ratio(errors, requests),
-        "slow_rate": _ratio(slow, requests),
+        "error_rate": ratio(errors, requests),
+        "slow_rate": ratio(slow, requests),
         "latency_ms": {
             "avg": round(values["duration_sum_ms"] / requests, 2) if requests else None,
-            "p50": telemetry.percentile_from_buckets(buckets, 0.50, maximum),
-            "p95": telemetry.percentile_from_buckets(buckets, 0.95, maximum),
-            "p99": telemetry.percentile_from_buckets(buckets, 0.99, maximum),
+            "p50": percentile_from_buckets(buckets, 0.50, maximum),
+            "p95": percentile_from_buckets(buckets, 0.95, maximum),
+            "p99": percentile_from_buckets(buckets, 0.99, maximum),
             "max": round(maximum, 2) if maximum is not None else None,
         },
         "queries": {
             "total": values["query_count"] or 0,
-            "per_request": _ratio(values["query_count"] or 0, requests, 2),
+            "per_request": ratio(values["query_count"] or 0, requests, 2),
             "db_time_ms_avg": round(values["db_time_ms"] / requests, 2) if requests else None,
         },
     }
@@ -150,20 +132,37 @@ def request_statistics(minutes, now=None):
     }
 
 
-def process_information():
-    return {
-        "pid": os.getpid(),
-        "uptime_seconds": round(time.monotonic() - health.PROCESS_STARTED, 1),
-        "database_pools": metrics.pool_statistics(),
-    }
+class BucketStart(Func):
+    """Start of the time bucket holding a datetime column, in seconds since the epoch (UTC)."""
 
+    output_field = BigIntegerField()
 
-@never_cache
-@require_safe
-@staff_or_token_required
-def stats_view(request):
-    try:
-        minutes = parse_minutes(request.GET.get("minutes"))
-    except BadParameter as error:
-        return JsonResponse({"error": "bad_request", "detail": str(error)}, status=400)
-    return JsonResponse({**request_statistics(minutes), "process": process_information()})
+    def __init__(self, expression, seconds):
+        self.seconds = int(seconds)
+        super().__init__(expression)
+
+    def as_sql(self, compiler, connection, **extra_context):
+        raise NotImplementedError(f"BucketStart is not implemented for {connection.vendor}")
+
+    def as_sqlite(self, compiler, connection, **extra_context):
+        # Django stores datetimes as UTC text; strftime('%s') reads it as seconds since the epoch.
+        return super().as_sql(
+            compiler,
+            connection,
+            template=(
+                f"((CAST(strftime('%%%%s', %(expressions)s) AS INTEGER) / {self.seconds})"
+                f" * {self.seconds})"
+            ),
+            **extra_context,
+        )
+
+    def as_postgresql(self, compiler, connection, **extra_context):
+        return super().as_sql(
+            compiler,
+            connection,
+            template=(
+                f"(CAST(FLOOR(EXTRACT(EPOCH FROM %(expressions)s) / {self.seconds}) AS BIGINT)"
+                f" * {self.seconds})"
+            ),
+            **extra_context,
+        )

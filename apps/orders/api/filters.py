@@ -1,10 +1,9 @@
-import datetime as dt
-
 from django import forms
 from django_filters import rest_framework as filters
 from rest_framework import exceptions
 from rest_framework.filters import SearchFilter
 
+from apps.api.pagination import database_datetime
 from apps.orders.models import Customer, Order, Product
 
 MAX_ID = 2**63 - 1
@@ -23,14 +22,6 @@ def money_filter(lookup_expr):
     return filters.NumberFilter(
         field_name="price", lookup_expr=lookup_expr, max_digits=12, decimal_places=2, min_value=0
     )
-
-
-def database_datetime(value):
-    """The datetime in UTC: PostgreSQL refuses offsets beyond ±15:59, which ISO 8601 allows."""
-    try:
-        return value.astimezone(dt.UTC)
-    except (OverflowError, ValueError):
-        raise exceptions.ValidationError("Date and time out of range.") from None
 
 
 class UTCDateTimeFromToRangeFilter(filters.IsoDateTimeFromToRangeFilter):

@@ -3,8 +3,8 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.permissions import AllowAny
 from rest_framework.routers import SimpleRouter
 
+from apps.api.errors import api_not_found
 from apps.orders.api import views
-from apps.orders.api.errors import api_not_found
 
 app_name = "api"
 

@@ -16,9 +16,10 @@ from rest_framework.filters import OrderingFilter
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.api.errors import error_responses
+from apps.api.exceptions import Conflict
 from apps.orders import idempotency, reports, services
-from apps.orders.api.errors import error_responses
-from apps.orders.api.exceptions import Conflict, IdempotencyKeyReused
+from apps.orders.api.exceptions import IdempotencyKeyReused
 from apps.orders.api.filters import CustomerFilter, OrderFilter, ProductFilter, SafeSearchFilter
 from apps.orders.api.pagination import OrderCursorPagination
 from apps.orders.api.serializers import (

@@ -1,8 +1,7 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from apps.observability.telemetry.aggregation import PRUNE_BATCH_SIZE, prune_telemetry
-from apps.profiling.findings import prune_findings
+from apps.common import flusher
 
 
 class Command(BaseCommand):
@@ -21,7 +20,7 @@ class Command(BaseCommand):
             default=None,
             help="Keep this many days instead of TELEMETRY_RETENTION_DAYS.",
         )
-        parser.add_argument("--batch-size", type=int, default=PRUNE_BATCH_SIZE)
+        parser.add_argument("--batch-size", type=int, default=flusher.PRUNE_BATCH_SIZE)
 
     def handle(self, *args, days, batch_size, **options):
         days = settings.TELEMETRY_RETENTION_DAYS if days is None else days
@@ -29,7 +28,7 @@ class Command(BaseCommand):
             raise CommandError("--days: keep at least one day")
         if batch_size < 1:
             raise CommandError("--batch-size: must be at least 1")
-        deleted = prune_telemetry(days, batch_size=batch_size)
-        deleted.update(prune_findings(days, batch_size=batch_size))
+        # Every app's registered prune job: the telemetry here, the query findings of profiling.
+        deleted = flusher.prune(days, batch_size=batch_size)
         summary = ", ".join(f"{count} {name}" for name, count in deleted.items())
         self.stdout.write(f"Deleted telemetry older than {days} days: {summary}.")
