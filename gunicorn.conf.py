@@ -20,7 +20,7 @@ except ImproperlyConfigured as error:
     sys.stderr.write(f"Configuration error: {error}\n")
     sys.exit(2)
 
-# Prometheus multiprocess mode (apps/observability/metrics/registry.py): prometheus_client reads the
+# Prometheus multiprocess mode (observability/metrics/registry.py): prometheus_client reads the
 # variable when it is imported, so it is set here, before the application is loaded (even with
 # --preload). One directory per master in the temporary directory, a tmpfs that stays writable
 # with a read-only root filesystem; emptied in on_starting, removed in on_exit. Scripts that only
@@ -39,7 +39,8 @@ threads = settings.GUNICORN_THREADS
 worker_class = "gthread" if threads > 1 else "sync"
 proc_name = "orders-service"
 
-# Threaded workers (bench/README.md: 1.9-4.4x sync on a view waiting 20 ms on the database).
+# Threaded workers: they serve far more than sync workers while views wait on the database
+# (bench/README.md).
 # With gthread, `timeout` only restarts a worker that stopped answering its heartbeat; a slow
 # request is bounded by DB_STATEMENT_TIMEOUT_MS and the load balancer. On SIGTERM workers get
 # `graceful_timeout` seconds to finish in-flight requests (below the pod's termination grace).

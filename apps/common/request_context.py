@@ -48,12 +48,6 @@ def current_request_id():
     return None if state is None else state.request_id
 
 
-def current_route():
-    """The URL pattern of the request being served, e.g. /api/v1/orders/<int:pk>/."""
-    state = request_state_var.get()
-    return None if state is None else state.route
-
-
 def current_request_state():
     """The RequestState of the request being served, or None outside one."""
     return request_state_var.get()

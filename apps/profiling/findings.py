@@ -154,11 +154,6 @@ def record_findings(report, *, source, request_id="", silk_request_id="", at=Non
     return len(report.all_findings)
 
 
-def pending_findings():
-    """How many distinct findings this process holds unwritten."""
-    return len(buffer)
-
-
 # --- Writing -----------------------------------------------------------------------------------
 
 

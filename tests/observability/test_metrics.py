@@ -257,16 +257,6 @@ def test_pool_gauges_are_exported_on_postgresql(client):
     assert "orders_db_pool_available" in text
 
 
-def test_gauges_combine_live_processes_explicitly():
-    for gauge in (
-        metrics.DB_POOL_SIZE,
-        metrics.DB_POOL_AVAILABLE,
-        metrics.DB_POOL_WAITING,
-        metrics.DB_POOL_MAX,
-    ):
-        assert gauge._multiprocess_mode == "livesum"
-
-
 @pytest.mark.skipif(
     "redis" not in settings.CACHES["default"]["BACKEND"], reason="runs when REDIS_URL is set"
 )

@@ -13,7 +13,7 @@ from django.urls import resolve
 
 from apps.common.request_context import (
     current_request_id,
-    current_route,
+    current_request_state,
     request_id_from_header,
     route_template,
 )
@@ -78,7 +78,7 @@ def test_route_of_a_regex_pattern_names_its_groups():
 def test_context_is_gone_after_the_request():
     Client().get("/logging-test/items/1/")
 
-    assert (current_request_id(), current_route()) == (None, None)
+    assert (current_request_id(), current_request_state()) == (None, None)
 
 
 def test_context_bound_by_a_view_does_not_leak_into_the_next_request():

@@ -14,7 +14,7 @@ from django.http import JsonResponse
 from django.urls import include, path
 from django.views.decorators.csrf import csrf_exempt
 
-from apps.common.request_context import current_request_id, current_route
+from apps.common.request_context import current_request_id, current_request_state
 from tests.observability import canaries
 
 stdlib_logger = logging.getLogger("apps.logging_test")
@@ -27,7 +27,9 @@ rendezvous = threading.Barrier(2, timeout=10)
 def item(request, pk):
     stdlib_logger.info("stdlib line for item %s", pk)
     structlog_logger.info("structlog line", item=pk)
-    return JsonResponse({"request_id": current_request_id(), "route": current_route(), "pk": pk})
+    return JsonResponse(
+        {"request_id": current_request_id(), "route": current_request_state().route, "pk": pk}
+    )
 
 
 def meet(request, name):

@@ -46,9 +46,9 @@ def test_a_finding_is_buffered_and_only_written_by_the_flush():
     record()
 
     assert QueryFinding.objects.count() == 0
-    assert findings.pending_findings() == 1
+    assert len(findings.buffer) == 1
     assert findings.flush_findings() == 1
-    assert findings.pending_findings() == 0
+    assert len(findings.buffer) == 0
     assert QueryFinding.objects.count() == 1
 
 

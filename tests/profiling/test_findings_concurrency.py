@@ -58,7 +58,7 @@ for worker in workers:
 for worker in workers:
     worker.join()
 # Checked once every thread is done: while others still record, the buffer is rightly not empty.
-if findings.pending_findings():
+if len(findings.buffer):
     failures.append("findings left unwritten")
 assert not failures, failures
 print("done")

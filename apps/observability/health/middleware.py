@@ -4,6 +4,7 @@ import threading
 
 import structlog
 
+from apps.common.paths import PROBE_PATHS
 from apps.observability.health import views
 from apps.observability.metrics import views as metrics
 
@@ -16,7 +17,7 @@ PROBES = {
 # Probes whose answers are not logged by `django.request` (SkipRequestsWithAccessLine in
 # logging/formatting.py): the kubelet calls /ready every few seconds, and while a dependency
 # is down Django would log each 503 at ERROR. Readiness changes are logged here instead, once.
-QUIET_PROBES = frozenset({"/health", "/ready"})
+QUIET_PROBES = frozenset(PROBE_PATHS)
 READINESS_PATH = "/ready"
 
 logger = structlog.get_logger("apps.observability.probes")

@@ -31,8 +31,6 @@ from prometheus_client import Counter, Histogram
 
 from apps.observability.after_response import call_after_response
 
-UNNAMED_VIEW = "<unnamed view>"
-
 
 class RequestMetrics(middleware.Metrics):
     """The request metrics the project exports (one instance per process)."""

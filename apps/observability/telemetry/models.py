@@ -37,10 +37,6 @@ class RequestStatistics(models.Model):
     class Meta:
         abstract = True
 
-    @property
-    def bucket_counts(self):
-        return [getattr(self, name) for name in BUCKET_FIELDS]
-
 
 class RequestMinute(RequestStatistics):
     """Requests of one route and method in one minute, summed over every process."""

@@ -40,7 +40,6 @@ REQUESTS, STATUS_2XX, _, _, STATUS_5XX, SLOW, DURATION_SUM, DURATION_MAX, QUERIE
 FIRST_BUCKET = len(COUNTER_FIELDS)
 ROW_WIDTH = FIRST_BUCKET + BUCKET_COUNT
 
-ONE_MINUTE = dt.timedelta(minutes=1)
 QUARTER_HOUR_SECONDS = 15 * 60
 # Slow requests kept per route and minute, in a process's buffer and in the table alike.
 SLOW_REQUESTS_PER_ROUTE_MINUTE = 10
