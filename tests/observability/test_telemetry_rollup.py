@@ -25,7 +25,7 @@ from apps.observability.telemetry.statistics import aggregates, summarize
 pytestmark = [pytest.mark.django_db, pytest.mark.no_nplusone]
 
 ROUTES = ("/api/v1/orders/", "/api/v1/orders/<int:pk>/", "/api/v1/products/")
-VALUE_FIELDS = (*telemetry.COUNTER_FIELDS, *telemetry_rows.BUCKET_FIELDS)
+VALUE_FIELDS = (*telemetry_rows.COUNTER_FIELDS, *telemetry_rows.BUCKET_FIELDS)
 
 
 @pytest.fixture(autouse=True)

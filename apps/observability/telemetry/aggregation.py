@@ -20,7 +20,6 @@ from apps.common.buffers import WriteBuffer
 from apps.common.redaction import redact_text
 from apps.observability.metrics import registry as metrics
 from apps.observability.telemetry.rows import (
-    COUNTER_FIELDS,
     DB_TIME,
     DURATION_MAX,
     DURATION_SUM,
@@ -44,8 +43,6 @@ from apps.observability.telemetry.rows import (
 from apps.observability.telemetry.writer import write_batch
 
 logger = structlog.get_logger(__name__)
-
-__all__ = ["COUNTER_FIELDS", "STATUS_5XX"]  # the row's layout, as tests and benches read rows
 
 # Bounds of the buffer, so that a database outage cannot grow a process without limit.
 MAX_BUFFERED_MINUTES = 60
