@@ -41,6 +41,12 @@ AFTER_RESPONSE_FAILURES = Counter(
 # The work apps/observability/after_response.py runs, exported at 0 from the start.
 for work in ("access line", "prometheus", "telemetry"):
     AFTER_RESPONSE_FAILURES.labels(work)
+CACHE_FAILURES = Counter(
+    "orders_cache_failures_total",
+    "Cache calls that could not reach Redis and failed open (a miss, nothing stored), by "
+    "django-redis operation.",
+    ["operation"],
+)
 DB_POOL_SIZE = Gauge(
     "orders_db_pool_size",
     "Connections opened by the connection pools, summed over live processes.",
