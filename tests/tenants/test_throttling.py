@@ -31,3 +31,16 @@ def test_the_rate_is_counted_per_key(organization):
         first.get("/api/v1/products/")
     assert first.get("/api/v1/products/").status_code == 429
     assert second.get("/api/v1/products/").status_code == 200
+
+
+def test_a_429_says_when_to_retry_after_the_rate_was_lowered(organization, settings):
+    client = client_for(organization)
+    settings.API_THROTTLE_RATE = "5/minute"
+    for _ in range(5):
+        assert client.get("/api/v1/products/").status_code == 200
+
+    settings.API_THROTTLE_RATE = "2/minute"
+    response = client.get("/api/v1/products/")
+
+    assert response.status_code == 429
+    assert 0 < int(response["Retry-After"]) <= 60
