@@ -6,6 +6,7 @@ value stops start-up with an ImproperlyConfigured naming the variable (project/e
 
 import os
 import subprocess
+from datetime import timedelta
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -85,6 +86,8 @@ INSTALLED_APPS = [
     "rest_framework_api_key",
     "apps.tenants",
     "apps.orders",
+    # Admin login lockouts after repeated failures; its attempts are in the admin, to unlock.
+    "axes",
 ]
 
 # Order matters; each entry says why it sits where it does.
@@ -117,6 +120,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last: labels Prometheus request metrics with the resolved view and the final status.
     "apps.observability.metrics.middleware.PrometheusAfterMiddleware",
+    # Turns a locked-out login into its 429; inside the Prometheus one, which then counts the 429.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "project.urls"
@@ -287,6 +292,26 @@ if IS_TEST:
     # Hashing cost is irrelevant to what tests check and dominates their run time.
     PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 LOGIN_URL = "admin:login"
+# django-axes first: it refuses a locked-out login before any password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Reverse proxies in front of gunicorn that append to X-Forwarded-For (the ingress: 1); the
+# client's address, which login lockouts and API key failure limits count by, is the entry the
+# outermost of them appended. 0: REMOTE_ADDR.
+TRUSTED_PROXY_COUNT = env.int("DJANGO_TRUSTED_PROXY_COUNT", default=0, minimum=0)
+# django-axes: AXES_FAILURE_LIMIT failed logins lock out the username (from any address) and the
+# address (for any username) for AXES_COOLOFF_MINUTES; each further failure restarts the wait.
+# Attempts are rows in the database, shared by all processes and kept across a Redis outage.
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "apps.tenants.brute_force.client_address"
+AXES_LOCKOUT_CALLABLE = "apps.tenants.brute_force.admin_login_lockout_response"
+# axes still logs each failure (WARNING); no start-up banner in every process.
+AXES_VERBOSE = False
 
 # --- Internationalisation ------------------------------------------------------------------------
 
@@ -339,6 +364,8 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DJANGO_MAX_BODY_BYTES", default=1_048_576
 # --- API -----------------------------------------------------------------------------------------
 
 API_THROTTLE_RATE = env.throttle_rate("API_THROTTLE_RATE", default="1200/minute")
+# Failed API key attempts per client address; beyond it the address gets 429 until the window ends.
+API_KEY_FAILURE_RATE = env.throttle_rate("API_KEY_FAILURE_RATE", default="20/minute")
 REST_FRAMEWORK = {
     # Organization API keys as `Authorization: Bearer <key>`; no sessions, so no CSRF.
     "DEFAULT_AUTHENTICATION_CLASSES": ["apps.tenants.authentication.BearerAPIKeyAuthentication"],

@@ -1,9 +1,15 @@
-"""`Authorization: Bearer <api key>` for the API, on top of djangorestframework-api-key."""
+"""`Authorization: Bearer <api key>` for the API, on top of djangorestframework-api-key.
+
+Failed attempts are counted per client address (apps.tenants.brute_force): past
+API_KEY_FAILURE_RATE the address is answered 429 with Retry-After, whatever key it sends, until
+the window ends.
+"""
 
 from django.contrib.auth.models import AnonymousUser
 from rest_framework import authentication, exceptions, permissions
 from rest_framework_api_key.permissions import KeyParser
 
+from apps.tenants.brute_force import APIKeyFailures
 from apps.tenants.models import OrganizationAPIKey
 
 
@@ -25,6 +31,21 @@ class BearerAPIKeyAuthentication(authentication.BaseAuthentication):
         key = self.key_parser.get(request)
         if key is None:
             return None
+        failures = APIKeyFailures(request)
+        if failures.locked_out():
+            raise exceptions.Throttled(
+                wait=failures.seconds_left(),
+                detail="Too many failed API key attempts from this address.",
+            )
+        try:
+            api_key = self._api_key(key)
+        except exceptions.AuthenticationFailed:
+            failures.record()
+            raise
+        api_key.record_use()
+        return AnonymousUser(), api_key
+
+    def _api_key(self, key):
         key = key.strip()
         if not key or len(key) > 200:
             raise exceptions.AuthenticationFailed("Invalid API key.")
@@ -34,8 +55,7 @@ class BearerAPIKeyAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed("Invalid or revoked API key.") from None
         if api_key.has_expired:
             raise exceptions.AuthenticationFailed("The API key has expired.")
-        api_key.record_use()
-        return AnonymousUser(), api_key
+        return api_key
 
     def authenticate_header(self, request):
         # Makes DRF answer 401 (not 403) with `WWW-Authenticate: Bearer`.
