@@ -1,17 +1,109 @@
+import atexit
+import os
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
 
+from apps.common import flusher
+
 # The `no_nplusone` marker: the test fails when its body runs an N+1 query pattern.
 pytest_plugins = ["apps.profiling.pytest_plugin"]
+
+# Redis numbers its databases 0..15 unless redis.conf says otherwise.
+REDIS_DATABASES = 16
 
 
 def pytest_configure(config):
     # WhiteNoise scans STATIC_ROOT when the first request loads the middleware; tests run without
     # collectstatic, so give it an existing (empty) directory rather than a warning per test.
     Path(settings.STATIC_ROOT).mkdir(parents=True, exist_ok=True)
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker and settings.REDIS_URL:
+        use_redis_database_of_worker(int(worker.removeprefix("gw")))
+
+
+def use_redis_database_of_worker(index):
+    # Tests FLUSHDB the cache: each xdist worker gets its own Redis database (URL's + its index).
+    from django.test.signals import setting_changed
+
+    from project.settings import cache_settings
+
+    parts = urlsplit(settings.REDIS_URL)
+    base = int(parts.path.strip("/") or 0)
+    database = base + index
+    if database >= REDIS_DATABASES:
+        raise pytest.UsageError(
+            f"REDIS_URL {settings.REDIS_URL}: xdist worker {index} would need Redis database "
+            f"{database} (0..{REDIS_DATABASES - 1}); use a lower database or fewer workers (-n)"
+        )
+    url = urlunsplit(parts._replace(path=f"/{database}"))
+    os.environ["REDIS_URL"] = url
+    settings.REDIS_URL = url
+    settings.CACHES = cache_settings(url)
+    # Django's own receiver closes the cache connections and rereads CACHES.
+    setting_changed.send(sender=type(settings), setting="CACHES", value=settings.CACHES, enter=True)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_collection_modifyitems(config, items):
+    """Once pytest-django has put the database tests first and the transactional ones next, the
+    tests that start processes but use no database move to the front.
+
+    `make test` runs the modules in parallel (pytest-xdist, --dist loadfile: a module's tests run
+    on one worker, which sets its module-wide fixture up once: a private PostgreSQL, a migrated
+    SQLite file, a gunicorn), handing them out in this order. Those modules are the slowest:
+    started first, none of them can prolong the end of the run.
+    """
+    result = yield
+    system_first = [
+        item for item in items if item.get_closest_marker("system") and not _uses_database(item)
+    ]
+    chosen = set(system_first)
+    items[:] = system_first + [item for item in items if item not in chosen]
+    return result
+
+
+def _uses_database(item):
+    fixtures = set(item.fixturenames)
+    return bool(
+        item.get_closest_marker("django_db")
+        or fixtures & {"db", "transactional_db", "live_server", "django_db_reset_sequences"}
+    )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_flush_at_exit():
+    """The test process never flushes its buffered request statistics when it exits.
+
+    test_flusher.py starts the flusher, which registers its atexit flush; every request a later
+    test sends marks the process as one that served requests. At exit that flush would write to
+    the test database, dropped by then: on PostgreSQL it waits DB_POOL_TIMEOUT (10 s) for a
+    connection, and xdist kills a worker that takes 10 s to exit, after waiting for it.
+    """
+    yield
+    atexit.unregister(flusher.flush_at_exit)
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings_xdist_suffix(request):
+    """pytest-django's suffix per xdist worker (test_orders_gw0, ...), but none on SQLite.
+
+    pytest-django leaves SQLite alone only for Django's own backend; the project's (django-
+    prometheus') would get test_/abs/path/db.sqlite3_gw0, which cannot be opened. SQLite's test
+    database lives in memory, so every worker process has its own already.
+    """
+    worker = getattr(request.config, "workerinput", {}).get("workerid")
+    if not worker:
+        return
+    for database in settings.DATABASES.values():
+        test = database.setdefault("TEST", {})
+        if database["ENGINE"].endswith(".sqlite3") or test.get("MIRROR"):
+            continue
+        name = test.get("NAME") or f"test_{database['NAME']}"
+        test["NAME"] = f"{name}_{worker}"
 
 
 @pytest.fixture

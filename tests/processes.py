@@ -12,6 +12,8 @@ from pathlib import Path
 
 import requests
 
+from tests import fresh_python
+
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 GUNICORN = str(Path(sys.executable).parent / "gunicorn")
@@ -46,23 +48,14 @@ def production_environment(**overrides):
 
 
 def run_manage(*arguments, environment, timeout=120):
-    return _run_python_process(["manage.py", *arguments], environment, timeout)
+    """`python manage.py *arguments` in a fresh process (see tests/fresh_python.py) in the project
+    directory, with exactly `environment`; returns its CompletedProcess (output as text)."""
+    return fresh_python.run(["manage.py", *arguments], environment, timeout)
 
 
 def run_python(code, environment, timeout=60):
-    return _run_python_process(["-c", code], environment, timeout)
-
-
-def _run_python_process(arguments, environment, timeout):
-    return subprocess.run(
-        [PYTHON, *arguments],
-        cwd=PROJECT_DIR,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    """`python -c code` in a fresh process, as run_manage."""
+    return fresh_python.run(["-c", code], environment, timeout)
 
 
 def run_python_concurrently(code, argument_lists, environment, timeout=120):

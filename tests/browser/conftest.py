@@ -5,15 +5,21 @@ Playwright never downloads a browser here: it launches the system Chromium by pa
 these tests skip with the command that installs it, unless REQUIRE_BROWSER=1 (set by .ci/run),
 where a missing browser fails the run instead.
 
-Playwright's sync API keeps an asyncio event loop running in the test's thread, and Django
-refuses ORM calls from a thread with a running loop. So everything that touches the database
-(the staff user, the seeded telemetry) is done by fixtures set up before the browser starts and
-torn down after it stops; the pages themselves are served by the live server's own thread.
+One Chromium serves all the tests of a module (launching it costs more than most tests); each
+test gets a browser context of its own, so no cookie, storage or cache is shared.
+
+Playwright's sync API marks an asyncio event loop as running in the test's thread for as long
+as it is started, and Django refuses ORM calls from a thread with a running loop. That loop only
+ever runs inside Playwright's own calls, never alongside the test's code, which is the case
+DJANGO_ALLOW_ASYNC_UNSAFE exists for: it is set while the module's browser is up, so that the
+database fixtures (the staff user, the seeded telemetry) work as usual. The pages themselves are
+served by the live server's own thread.
 """
 
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from unittest import mock
 from urllib.parse import urlsplit
 
 import pytest
@@ -101,22 +107,33 @@ def screenshots(tmp_path):
     return directory
 
 
-@pytest.fixture
-def browser_page(chromium_path, live_server, staff_user, seeded_telemetry):
-    """A fresh Chromium page; the database fixtures above are set up before it starts."""
+@pytest.fixture(scope="module")
+def chromium(chromium_path):
+    """The module's Chromium (see above for DJANGO_ALLOW_ASYNC_UNSAFE)."""
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as playwright:
+    with (
+        mock.patch.dict(os.environ, {"DJANGO_ALLOW_ASYNC_UNSAFE": "true"}),
+        sync_playwright() as playwright,
+    ):
         browser = playwright.chromium.launch(
             executable_path=chromium_path, headless=True, args=CHROMIUM_ARGUMENTS
         )
         try:
-            context = browser.new_context(viewport={"width": 1400, "height": 1000})
-            page = context.new_page()
-            page.set_default_timeout(15_000)
-            problems = PageProblems()
-            problems.watch(page)
-            yield page, problems
-            context.close()
+            yield browser
         finally:
             browser.close()
+
+
+@pytest.fixture
+def browser_page(chromium, live_server, staff_user, seeded_telemetry):
+    """A fresh page in a fresh browser context (no cookie, storage or cache of another test)."""
+    context = chromium.new_context(viewport={"width": 1400, "height": 1000})
+    try:
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        problems = PageProblems()
+        problems.watch(page)
+        yield page, problems
+    finally:
+        context.close()

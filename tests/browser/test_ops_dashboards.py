@@ -13,7 +13,7 @@ from apps.observability.telemetry import aggregation as telemetry
 from apps.observability.telemetry.models import ErrorGroup, SlowRequest
 from tests.browser.conftest import STAFF_PASSWORD, STAFF_USERNAME
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.system, pytest.mark.django_db(transaction=True)]
 
 SEEDED_ROUTES = ("/api/v1/orders/", "/api/v1/customers/", "/api/v1/products/")
 

@@ -2,7 +2,11 @@
 
 import textwrap
 
+import pytest
+
 from tests.processes import project_environment, run_python
+
+pytestmark = pytest.mark.system
 
 INSTALL_AND_SIGNAL = textwrap.dedent(
     """

@@ -462,6 +462,7 @@ def test_json_lines_are_compact_ascii_whichever_encoder_renders_them(value):
     assert text == json.dumps(json.loads(text), separators=(",", ":"))
 
 
+@pytest.mark.system
 def test_log_file_is_a_watched_file_of_json_lines(tmp_path):
     path = tmp_path / "orders.log"
     result = run_python(
@@ -495,9 +496,11 @@ def effective_levels(**variables):
     return result.stdout.split()
 
 
+@pytest.mark.system
 def test_log_level_applies_to_the_project_loggers():
     assert effective_levels(LOG_LEVEL="ERROR")[:2] == ["ERROR", "ERROR"]
 
 
+@pytest.mark.system
 def test_gunicorn_access_lines_are_dropped_for_the_access_line():
     assert effective_levels(LOG_LEVEL="INFO") == ["INFO", "INFO", "WARNING"]

@@ -2,11 +2,14 @@
 
 import time
 
+import pytest
 import requests
 
 from tests.observability import canaries
 from tests.observability.logging_capture import ACCESS_LOGGER, json_lines
 from tests.processes import production_environment
+
+pytestmark = pytest.mark.system
 
 LOG_WAIT_SECONDS = 10
 

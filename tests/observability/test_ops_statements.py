@@ -18,6 +18,8 @@ from tests.observability.conftest import (
     sign_in_as_staff,
 )
 
+pytestmark = pytest.mark.system
+
 MARKED_STATEMENT = "SELECT pg_sleep(0.02) AS ops_statements_marker"
 
 

@@ -21,6 +21,8 @@ from tests.observability.conftest import (
 )
 from tests.processes import production_environment
 
+pytestmark = pytest.mark.system
+
 KUBELET_HOST = "10.1.2.3:8000"
 PUBLIC_HOST = "orders.example.com"
 METRICS_TOKEN = "metrics-token-for-tests-7c1e"

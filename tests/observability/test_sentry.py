@@ -106,6 +106,7 @@ print(sentry_sdk.get_client().is_active(), sorted(_installed_integrations))
 """
 
 
+@pytest.mark.system
 def test_no_sentry_client_exists_without_a_dsn():
     result = run_python(NO_DSN, settings_environment(SENTRY_DSN=None))
 
@@ -134,6 +135,7 @@ print(json.dumps({
 """
 
 
+@pytest.mark.system
 def test_sentry_is_configured_from_the_environment_when_a_dsn_is_set():
     environment = settings_environment(
         SENTRY_DSN=LOCAL_DSN,
@@ -156,6 +158,7 @@ def test_sentry_is_configured_from_the_environment_when_a_dsn_is_set():
     }
 
 
+@pytest.mark.system
 def test_a_bad_sample_rate_stops_start_up_naming_the_variable():
     result = run_python(
         "import django; django.setup()",

@@ -32,6 +32,8 @@ from tests.processes import (
     script_environment,
 )
 
+pytestmark = pytest.mark.system
+
 METRICS_TOKEN = "gunicorn-telemetry-token-3f9a"
 AUTHORIZATION = {"Authorization": f"Bearer {METRICS_TOKEN}"}
 ON_POSTGRES = connection.vendor == "postgresql"

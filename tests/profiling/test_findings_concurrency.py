@@ -7,6 +7,8 @@ from django.db import connection
 from apps.profiling.models import QueryFinding
 from tests.processes import postgres_url, run_python_concurrently, script_environment
 
+pytestmark = pytest.mark.system
+
 ON_POSTGRES = connection.vendor == "postgresql"
 PROCESSES, THREADS, ROUNDS = 4, 3, 15
 

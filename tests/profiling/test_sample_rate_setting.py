@@ -4,6 +4,8 @@ import pytest
 
 from tests.processes import production_environment, project_environment, run_manage, run_python
 
+pytestmark = pytest.mark.system
+
 PRINT_RATE = """
 import django
 django.setup()

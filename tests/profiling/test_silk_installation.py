@@ -1,10 +1,13 @@
-"""Whether silk is installed is decided when settings are imported: checked in a fresh process."""
+"""Whether silk is installed is decided when settings are imported: checked in a fresh process
+(forked from the warmed-up helper of tests/fresh_python.py, which never imports silk)."""
 
 import json
 
 import pytest
 
 from tests.processes import production_environment, run_python
+
+pytestmark = pytest.mark.system
 
 # Prints what the settings installed and how /silk/ answers an anonymous visitor.
 PROBE_SILK = """

@@ -1,4 +1,8 @@
-"""gunicorn.conf.py: worker arithmetic, --preload safety, and the real server end to end."""
+"""gunicorn.conf.py: worker arithmetic, --preload safety, and the real server end to end.
+
+The configuration is read, and the server's database and static files prepared, in fresh
+processes forked from the warmed-up helper of tests/fresh_python.py.
+"""
 
 import json
 import os
@@ -14,6 +18,8 @@ from tests.processes import (
     run_manage,
     run_python,
 )
+
+pytestmark = pytest.mark.system
 
 PRINT_GUNICORN_CONFIG = (
     "import json, runpy; c = runpy.run_path('gunicorn.conf.py'); "
@@ -102,7 +108,8 @@ def production_server(tmp_path_factory):
         WEB_CONCURRENCY="2",
         LOG_LEVEL="WARNING",
     )
-    # Collecting the API docs' assets too would only slow this test down (brotli is costly).
+    # The tests load the admin's login page and its stylesheet. Hashing and compressing (gzip and
+    # brotli) the API docs' assets, silk's and the admin's vendored JavaScript too took ~7 s.
     collect_admin_assets = (
         "collectstatic",
         "--noinput",
@@ -110,6 +117,10 @@ def production_server(tmp_path_factory):
         "drf_spectacular_sidecar",
         "-i",
         "rest_framework",
+        "-i",
+        "silk",
+        "-i",
+        "vendor",
     )
     for command in (("migrate", "--noinput"), collect_admin_assets):
         result = run_manage(*command, environment=environment)

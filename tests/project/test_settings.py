@@ -1,10 +1,13 @@
-"""Settings read from the environment, checked in a fresh process as at real start-up."""
+"""Settings read from the environment, checked in a fresh process as at real start-up (each
+forked from the warmed-up helper of tests/fresh_python.py, which has never loaded them)."""
 
 import json
 
 import pytest
 
 from tests.processes import production_environment, project_environment, run_manage, run_python
+
+pytestmark = pytest.mark.system
 
 PRINT_DEFAULT_CACHE = (
     "import json; from django.conf import settings; print(json.dumps(settings.CACHES['default']))"
