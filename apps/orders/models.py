@@ -3,6 +3,7 @@ from decimal import Decimal
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 from apps.orders.querysets import CustomerQuerySet, OrderQuerySet, ProductQuerySet
@@ -24,8 +25,13 @@ class Customer(models.Model):
     class Meta:
         ordering = ["id"]
         constraints = [
+            # Whatever its case: `?email=` matches regardless of case, and mail is delivered
+            # to CUSTOMER1@ and customer1@ alike. Led by the organization, as every index here.
             models.UniqueConstraint(
-                fields=["organization", "email"], name="orders_customer_email_unique_per_org"
+                "organization",
+                Lower("email"),
+                name="orders_customer_email_ci_unique_per_org",
+                violation_error_message="A customer with this email already exists.",
             ),
         ]
         indexes = [

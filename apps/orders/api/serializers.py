@@ -1,3 +1,5 @@
+from django.db.models import Value
+from django.db.models.functions import Lower
 from rest_framework import serializers
 
 from apps.orders.models import Customer, Order, OrderLine, Product
@@ -13,6 +15,9 @@ class OrganizationScopedSerializer(serializers.ModelSerializer):
     (the database constraint stays the last word)."""
 
     unique_per_organization = ()
+    # Of those, the ones unique whatever their case (compared lower-cased by the database, as
+    # its constraint does).
+    unique_whatever_the_case = ()
 
     @property
     def organization(self):
@@ -24,7 +29,11 @@ class OrganizationScopedSerializer(serializers.ModelSerializer):
         for field in self.unique_per_organization:
             if field not in attrs:
                 continue
-            clash = model.objects.for_org(self.organization).filter(**{field: attrs[field]})
+            clash = model.objects.for_org(self.organization)
+            if field in self.unique_whatever_the_case:
+                clash = clash.alias(folded=Lower(field)).filter(folded=Lower(Value(attrs[field])))
+            else:
+                clash = clash.filter(**{field: attrs[field]})
             if self.instance is not None:
                 clash = clash.exclude(pk=self.instance.pk)
             if clash.exists():
@@ -39,6 +48,7 @@ class OrganizationScopedSerializer(serializers.ModelSerializer):
 
 class CustomerSerializer(OrganizationScopedSerializer):
     unique_per_organization = ("email",)
+    unique_whatever_the_case = ("email",)
 
     class Meta:
         model = Customer
