@@ -21,6 +21,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from rest_framework.views import set_rollback
 
 from apps.api.exceptions import Conflict, PayloadTooLarge
+from apps.common.request_context import answers_unmatched_paths
 
 
 def error_body(code, message, fields=None, **extra):
@@ -104,6 +105,7 @@ def conflict_response(code, message, **extra):
     return Response(error_body(code, message, **extra), status=status.HTTP_409_CONFLICT)
 
 
+@answers_unmatched_paths
 @csrf_exempt
 def api_not_found(request, *args, **kwargs):
     """Unknown /api/ URLs answer in the API's shape, not with an HTML page (nor a CSRF 403:

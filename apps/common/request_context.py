@@ -36,6 +36,8 @@ _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
 # The route of requests that matched no URL pattern: one label, so that random paths cannot grow
 # the statistics, metrics or findings.
 UNMATCHED_ROUTE = "<unmatched>"
+# The attribute `answers_unmatched_paths` sets on a catch-all view.
+UNMATCHED_MARK = "answers_unmatched_paths"
 ROUTE_LENGTH = 255  # the route columns' width: a longer value would fail every write
 # Distinct SQL strings remembered per request for the slow-request summary; beyond this a request
 # is still counted and timed, only its further statements are not told apart.
@@ -87,12 +89,23 @@ def route_template(resolver_match):
     """The URL pattern that matched, with a leading slash: '/api/v1/orders/<int:pk>/'.
 
     Regex patterns (DRF routers) are shown the same way: '^orders/(?P<pk>[^/.]+)/$' becomes
-    '/orders/<pk>/'. None when nothing matched (a 404).
+    '/orders/<pk>/'. None when nothing matched (a 404), UNMATCHED_ROUTE when a catch-all view
+    (`answers_unmatched_paths`) did. Logs, Sentry tags, telemetry, findings and the metrics'
+    view label all read it from here.
     """
     route = getattr(resolver_match, "route", None)
     if route is None:
         return None
+    if getattr(getattr(resolver_match, "func", None), UNMATCHED_MARK, False):
+        return UNMATCHED_ROUTE
     return _template_of(route)
+
+
+def answers_unmatched_paths(view):
+    """Mark a catch-all view (a JSON 404 for any other path under a prefix): the requests it
+    answers are labelled UNMATCHED_ROUTE, like those no pattern matched, never with its regex."""
+    setattr(view, UNMATCHED_MARK, True)
+    return view
 
 
 def route_label(resolver_match):

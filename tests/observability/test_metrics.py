@@ -95,7 +95,7 @@ def test_request_metrics_count_responses_by_status_and_view(client):
 
     name = "django_http_responses_total_by_status_view_method_total"
     assert delta(name, status="200", view="admin:login", method="GET") == 1
-    assert delta(name, status="404", view="<unnamed view>", method="GET") == 1
+    assert delta(name, status="404", view="<unmatched>", method="GET") == 1
     # Scrapes themselves are not traffic.
     assert delta("django_http_requests_before_middlewares_total") == 2
 

@@ -12,6 +12,9 @@ bench/README.md). These subclasses keep, with the same names and PROMETHEUS_LATE
 - django_http_responses_total_by_status and ..._by_status_view_method: responses;
 - django_http_exceptions_total_by_type and ..._by_view: unhandled exceptions.
 
+The `view` label is the URL pattern's name, or `<unmatched>` (apps/common/request_context.py)
+for paths that no pattern but a catch-all matched, as in the logs and telemetry.
+
 Dropped: requests by method, by transport and by view/transport/method (the responses by
 status, view and method count the same requests), AJAX requests, request and response body
 size histograms, responses by template name, charset and streaming, and the "unknown latency"
@@ -29,6 +32,7 @@ from django_prometheus.conf import NAMESPACE, PROMETHEUS_LATENCY_BUCKETS
 from django_prometheus.utils import Time, TimeSince
 from prometheus_client import Counter, Histogram
 
+from apps.common.request_context import UNMATCHED_ROUTE, route_template
 from apps.observability.after_response import call_after_response
 
 
@@ -168,3 +172,12 @@ class PrometheusAfterMiddleware(middleware.PrometheusAfterMiddleware):
     def process_exception(self, request, exception):
         self.metrics.exceptions_by_type.labels(type(exception).__name__).inc()
         self.metrics.exceptions_by_view.labels(self._get_view_name(request)).inc()
+
+    def _get_view_name(self, request):
+        # Paths no URL pattern matched, or only a catch-all: the one label the logs and
+        # telemetry use, not django-prometheus' "<unnamed view>" or the catch-all's name.
+        resolver_match = getattr(request, "resolver_match", None)
+        route = route_template(resolver_match)
+        if route is None or route == UNMATCHED_ROUTE:
+            return UNMATCHED_ROUTE
+        return resolver_match.view_name
