@@ -101,6 +101,9 @@ MIDDLEWARE = [
     # Request id (X-Request-ID) and context for every log line, one access line per request;
     # outside everything that logs or measures, so their lines carry the request id too.
     "apps.observability.logging.middleware.RequestContextMiddleware",
+    # Chunked bodies (no Content-Length) read and given a length, before silk, CSRF or a view
+    # reads the body; inside the request context so that a body it cannot read is logged.
+    "apps.api.middleware.TerminatedInputMiddleware",
     # Starts the Prometheus request clock; after the probes, so scrapes and probes are not traffic.
     # django-prometheus' middleware kept to the metrics ops read (observability/metrics).
     "apps.observability.metrics.middleware.PrometheusBeforeMiddleware",

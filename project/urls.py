@@ -8,6 +8,8 @@ admin.site.index_title = "Operations"
 
 # A body over DJANGO_MAX_BODY_BYTES read outside a DRF view: JSON 413 instead of a bare 400.
 handler400 = "apps.api.errors.bad_request"
+# An unhandled exception under /api/: the JSON error shape (503 if the database is down).
+handler500 = "apps.api.errors.server_error"
 
 urlpatterns = [
     # Ops dashboards (staff); before the admin, whose admin/<app_label>/ would catch them.

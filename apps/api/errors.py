@@ -5,15 +5,22 @@
 `code` is stable and machine-readable, `message` is for a person, `fields` maps field names (or
 query parameters) to lists of messages (nested for list items) and is empty when the error
 concerns no field. An app may add keys (409s about an order's status add `current_status`).
+
+Django's error handlers (project/urls.py) answer in this shape under /api/, so that no client of
+the API ever gets an HTML page, also when a view fails or the database is unreachable.
 """
+
+import sys
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import InterfaceError, OperationalError
 from django.db.models import ProtectedError, RestrictedError
 from django.http import Http404, JsonResponse
 from django.utils.cache import patch_cache_control
 from django.views.decorators.csrf import csrf_exempt
 from django.views.defaults import bad_request as default_bad_request
+from django.views.defaults import server_error as default_server_error
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
@@ -22,6 +29,11 @@ from rest_framework.views import set_rollback
 
 from apps.api.exceptions import Conflict, PayloadTooLarge
 from apps.common.request_context import answers_unmatched_paths
+
+API_PREFIX = "/api/"
+# How long a client should wait before retrying while the database is unreachable: about the
+# time the connection pool takes to notice it is back.
+DATABASE_RETRY_AFTER_SECONDS = 10
 
 
 def error_body(code, message, fields=None, **extra):
@@ -117,9 +129,29 @@ def bad_request(request, exception=None):
     """handler400: a too-large body read outside a DRF view still answers a JSON 413."""
     if isinstance(exception, RequestDataTooBig):
         return json_error_response("payload_too_large", "The request body is too large.", 413)
-    if request.path.startswith("/api/"):
+    if request.path.startswith(API_PREFIX):
         return json_error_response("bad_request", "The request could not be understood.", 400)
     return default_bad_request(request, exception)
+
+
+def server_error(request):
+    """handler500: under /api/ a JSON 500, or a 503 with Retry-After while the database is
+    unreachable; elsewhere Django's page. The exception has been logged (and sent to Sentry)
+    by then; the body says nothing about it."""
+    if not request.path.startswith(API_PREFIX):
+        return default_server_error(request)
+    # Django calls the handler inside the `except` block of the exception being answered.
+    if isinstance(sys.exc_info()[1], OperationalError | InterfaceError):
+        response = json_error_response(
+            "database_unavailable", "The database is unavailable; retry later.", 503
+        )
+        response["Retry-After"] = str(DATABASE_RETRY_AFTER_SECONDS)
+        return response
+    return json_error_response(
+        "server_error",
+        "The server failed to answer; quote the X-Request-ID header when reporting it.",
+        500,
+    )
 
 
 class ErrorDetailSerializer(serializers.Serializer):

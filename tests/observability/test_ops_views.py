@@ -307,6 +307,17 @@ def test_a_bad_parameter_is_a_400_naming_it(staff_client, path, message):
     assert message in response.content.decode()
 
 
+@pytest.mark.parametrize(
+    "query",
+    ["route=%00", "route=/api/v1/orders/&method=GE%00T", "route=/api/v1/orders/&x%00=1"],
+)
+def test_a_nul_character_in_a_parameter_is_a_400(staff_client, query):
+    response = staff_client.get(f"/admin/ops/routes/route/?{query}")
+
+    assert response.status_code == 400
+    assert "must not contain a NUL character" in response.content.decode()
+
+
 def test_auto_refresh_reloads_the_page_with_a_meta_refresh(staff_client):
     html = page(staff_client, "/admin/ops/?refresh=30")
 

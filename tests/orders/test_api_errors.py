@@ -1,12 +1,16 @@
 """Every client mistake is a 4xx in the one error shape, never a 500."""
 
+import io
 import json
 
 import pytest
 from django.core.exceptions import RequestDataTooBig
+from django.db import OperationalError
 from django.test import RequestFactory, override_settings
 
-from apps.api.errors import bad_request, exception_handler
+from apps.api.errors import bad_request, exception_handler, server_error
+from apps.api.parsers import MAX_JSON_NESTING
+from apps.orders.api.views import CustomerViewSet
 
 pytestmark = [pytest.mark.django_db, pytest.mark.no_nplusone]
 
@@ -163,3 +167,117 @@ def test_a_cursor_with_an_impossible_time_is_a_400(api):
 
 def test_an_api_url_with_a_newline_is_a_json_404(api):
     assert_error_shape(api.get("/api/v1/customers/a%0Ab/"), 404, "not_found")
+
+
+# --- Nothing a client sends turns into a 500 ------------------------------------------------------
+
+
+def customer_named(name_json):
+    return '{"email": "deep@example.com", "name": ' + name_json + "}"
+
+
+@pytest.mark.parametrize("depth", [MAX_JSON_NESTING, 950, 100_000])
+def test_json_nested_deeper_than_the_limit_is_a_400(api, depth):
+    # The customer object is the first level.
+    body = customer_named("[" * depth + "]" * depth)
+
+    response = api.post("/api/v1/customers/", body, content_type="application/json")
+
+    error = assert_error_shape(response, 400, "parse_error")
+    assert "nested" in error["message"]
+
+
+def test_json_nested_up_to_the_limit_is_parsed(api):
+    body = customer_named("[" * (MAX_JSON_NESTING - 1) + "]" * (MAX_JSON_NESTING - 1))
+
+    response = api.post("/api/v1/customers/", body, content_type="application/json")
+
+    # The body was read: the serializer, not the parser, refuses a list as a name.
+    error = assert_error_shape(response, 400, "validation_error")
+    assert set(error["fields"]) == {"name"}
+
+
+@pytest.fixture
+def customer_list_raising(monkeypatch):
+    """The customer list fails with `exception` (a bug, or the database going away)."""
+
+    def raise_it(exception):
+        def failing_list(self, request, *args, **kwargs):
+            raise exception
+
+        monkeypatch.setattr(CustomerViewSet, "list", failing_list)
+
+    return raise_it
+
+
+@pytest.fixture
+def api_answering_errors(api):
+    """The API client receiving the server's error response instead of the exception."""
+    api.raise_request_exception = False
+    return api
+
+
+def test_an_unhandled_exception_under_api_is_a_json_500_never_stored(
+    api_answering_errors, customer_list_raising
+):
+    customer_list_raising(RuntimeError("secret detail of a bug"))
+
+    response = api_answering_errors.get("/api/v1/customers/")
+
+    assert_error_shape(response, 500, "server_error")
+    assert response["Cache-Control"] == "no-store"
+    assert b"secret detail" not in response.content
+
+
+def test_a_database_outage_under_api_is_a_json_503_to_retry(
+    api_answering_errors, customer_list_raising
+):
+    customer_list_raising(OperationalError("connection to server failed: Connection refused"))
+
+    response = api_answering_errors.get("/api/v1/customers/")
+
+    assert_error_shape(response, 503, "database_unavailable")
+    assert response["Cache-Control"] == "no-store"
+    assert int(response["Retry-After"]) > 0
+    assert b"Connection refused" not in response.content
+
+
+def test_an_unhandled_exception_outside_api_keeps_djangos_page():
+    response = server_error(RequestFactory().get("/admin/"))
+
+    assert response.status_code == 500
+    assert response["Content-Type"].startswith("text/html")
+
+
+def test_a_chunked_body_without_content_length_is_read(api):
+    # What gunicorn hands over for `Transfer-Encoding: chunked`: the decoded body on an input
+    # that ends with it, and no CONTENT_LENGTH.
+    body = json.dumps({"email": "chunked@example.com", "name": "Chunked"}).encode()
+
+    response = api.generic(
+        "POST",
+        "/api/v1/customers/",
+        content_type="application/json",
+        CONTENT_LENGTH="",
+        HTTP_TRANSFER_ENCODING="chunked",
+        **{"wsgi.input": io.BytesIO(body), "wsgi.input_terminated": True},
+    )
+
+    assert response.status_code == 201, response.content
+    assert response.json()["email"] == "chunked@example.com"
+
+
+@override_settings(DATA_UPLOAD_MAX_MEMORY_SIZE=2048)
+def test_a_chunked_body_over_the_limit_is_a_413(api):
+    body = json.dumps({"email": "big@example.com", "name": "x" * 5000}).encode()
+
+    response = api.generic(
+        "POST",
+        "/api/v1/customers/",
+        content_type="application/json",
+        CONTENT_LENGTH="",
+        HTTP_TRANSFER_ENCODING="chunked",
+        **{"wsgi.input": io.BytesIO(body), "wsgi.input_terminated": True},
+    )
+
+    assert_error_shape(response, 413, "payload_too_large")

@@ -150,6 +150,7 @@ def ops_page(template, parameters=None):
         @functools.wraps(view)
         def page(request):
             try:
+                _refuse_nul_characters(request.GET)
                 window = ops_queries.parse_window(request.GET.get("window"))
                 refresh = _parse_refresh(request.GET.get("refresh"))
                 query = parameters(request.GET) if parameters else {}
@@ -161,6 +162,13 @@ def ops_page(template, parameters=None):
         return page
 
     return decorate
+
+
+def _refuse_nul_characters(query):
+    # PostgreSQL refuses a NUL in any string it is sent: a 400 naming it, not a 500.
+    for name, values in query.lists():
+        if any("\x00" in value for value in (name, *values)):
+            raise BadParameter(f"{name.replace(chr(0), '')}: must not contain a NUL character")
 
 
 def _sort_parameter(query):
