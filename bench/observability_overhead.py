@@ -112,7 +112,7 @@ MIDDLEWARE_MEASURED = (
     "apps.observability.metrics.middleware.PrometheusAfterMiddleware",
     "apps.observability.telemetry.middleware.TelemetryMiddleware",
     "apps.observability.logging.middleware.RequestContextMiddleware",
-    "silk.middleware.SilkyMiddleware",
+    "apps.profiling.silk_middleware.SilkyMiddleware",
     "apps.profiling.middleware.QueryInspectorMiddleware",
 )
 

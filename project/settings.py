@@ -536,13 +536,15 @@ if SILK_ENABLED:
     from apps.profiling.silk import is_staff, should_record
 
     INSTALLED_APPS.append("silk")
-    # Right after the Prometheus clock: silk's recording (and its queries) is measured as request
-    # time like any other work; before the query inspector and telemetry so that their queries
-    # in a recorded request are silk's too, and outside auth (its UI needs sessions and users).
+    # Right after the Prometheus clock; before the query inspector so that silk's queries are not
+    # findings, and outside auth (its UI needs sessions and users). silk's middleware with its
+    # recording marked as its own work: not the request's queries or duration.
     MIDDLEWARE.insert(
         MIDDLEWARE.index("apps.observability.metrics.middleware.PrometheusBeforeMiddleware") + 1,
-        "silk.middleware.SilkyMiddleware",
+        "apps.profiling.silk_middleware.SilkyMiddleware",
     )
+    # silk's @silk_profile looks for this entry in MIDDLEWARE before it profiles anything.
+    SILKY_MIDDLEWARE_CLASS = "apps.profiling.silk_middleware.SilkyMiddleware"
     # Its UI is open to anyone by default: staff sessions only.
     SILKY_AUTHENTICATION = True
     SILKY_AUTHORISATION = True

@@ -9,8 +9,13 @@ request and resets them at its end. What every reader needs is decided here once
 the request (count, time, statements), the exception that turned it into a 500, and its duration
 on one clock with whether that makes it slow (LOG_SLOW_REQUEST_MS), so that the access line,
 telemetry, the slow-request rows and Prometheus never disagree about a request.
+
+A profiler recording the request (silk) marks its own work with `profiler_work()`: the queries it
+runs there (its rows, its EXPLAINs) are not the request's, and the time it spends there is taken
+off the request's duration, so that a recorded request reports what an unrecorded one would.
 """
 
+import contextlib
 import contextvars
 import functools
 import re
@@ -174,8 +179,9 @@ class RequestState:
     """Everything the request context knows about one request; mutated as the request goes on."""
 
     __slots__ = (
-        *("duration_ms", "exception", "method", "queries", "request", "request_id"),
-        *("route", "slow", "started", "started_at"),
+        *("duration_ms", "exception", "method", "profiler_depth", "profiler_queries"),
+        *("profiler_seconds", "queries", "request", "request_id", "route", "slow", "started"),
+        "started_at",
     )
 
     def __init__(self, request, request_id):
@@ -186,6 +192,11 @@ class RequestState:
         self.started_at = time.time()
         self.started = time.perf_counter()
         self.queries = QueryStats()
+        # How many profiler_work() blocks are open, the queries run and the time spent in them:
+        # not the request's.
+        self.profiler_depth = 0
+        self.profiler_queries = 0
+        self.profiler_seconds = 0.0
         self.exception = None
         self.duration_ms = None
         self.slow = False
@@ -194,7 +205,8 @@ class RequestState:
         """Stop the request's clock, once: when the response leaves the outermost middleware
         that keeps the request context. Its duration and slowness are read from here by all."""
         if self.duration_ms is None:
-            self.duration_ms = (time.perf_counter() - self.started) * 1000
+            elapsed = time.perf_counter() - self.started - self.profiler_seconds
+            self.duration_ms = elapsed * 1000
             self.slow = self.duration_ms >= settings.LOG_SLOW_REQUEST_MS
 
 
@@ -212,10 +224,55 @@ def exit_request(token):
     request_state_var.reset(token)
 
 
-def count_query(execute, sql, params, many, context):
-    """Execute wrapper: counts and times each query of the current request (no-op outside one)."""
+@contextlib.contextmanager
+def profiler_work():
+    """A profiler's own work while it records the current request (silk saving its rows, explaining
+    a query): its queries are not counted and its time is taken off the request's duration.
+
+    Blocks nest: only the outermost is timed. Does nothing outside a request.
+    """
     state = request_state_var.get()
     if state is None:
+        yield
+        return
+    state.profiler_depth += 1
+    started = time.perf_counter() if state.profiler_depth == 1 else None
+    try:
+        yield
+    finally:
+        state.profiler_depth -= 1
+        if started is not None:
+            state.profiler_seconds += time.perf_counter() - started
+
+
+@contextlib.contextmanager
+def request_work():
+    """The request's own work again inside one `profiler_work()`: the query a profiler wraps.
+
+    Inside nested profiler work (silk saving its rows through its own query wrapper) the query is
+    still the profiler's.
+    """
+    state = request_state_var.get()
+    if state is None or state.profiler_depth != 1:
+        yield
+        return
+    state.profiler_depth = 0
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        state.profiler_depth = 1
+        state.profiler_seconds -= time.perf_counter() - started
+
+
+def count_query(execute, sql, params, many, context):
+    """Execute wrapper: counts and times each query of the current request (no-op outside one and
+    in a profiler's own work)."""
+    state = request_state_var.get()
+    if state is None:
+        return execute(sql, params, many, context)
+    if state.profiler_depth:
+        state.profiler_queries += 1
         return execute(sql, params, many, context)
     started = time.perf_counter()
     try:

@@ -12,6 +12,7 @@ import random
 
 from django.conf import settings
 
+from apps.common import request_context
 from apps.common.paths import is_ops_path
 from apps.common.redaction import redact, redact_text
 
@@ -35,12 +36,12 @@ def should_record(request):
 
 def request_wrappers():
     """silk's code around other code's queries: its middleware's __call__ (every request, recorded
-    or not), the SQLCompiler.execute_sql it patches in once it has recorded a request, and the
-    guard in front of that (`execute_sql_when_recording`)."""
+    or not), the SQLCompiler.execute_sql it patches in once it has recorded a request, the guard
+    in front of that (`execute_sql_when_recording`) and the query silk wraps (`request_query`)."""
     from silk.middleware import SilkyMiddleware
     from silk.sql import execute_sql
 
-    return SilkyMiddleware.__call__, execute_sql, execute_sql_when_recording
+    return SilkyMiddleware.__call__, execute_sql, execute_sql_when_recording, request_query
 
 
 # Django's SQLCompiler.execute_sql and silk's replacement, once install_query_guard has run.
@@ -50,10 +51,21 @@ _data_collector = None
 
 
 def execute_sql_when_recording(compiler, *args, **kwargs):
-    """SQLCompiler.execute_sql: silk's while it records this thread's request, else Django's."""
+    """SQLCompiler.execute_sql: silk's while it records this thread's request, else Django's.
+
+    silk's is its own work (compiling the query again, its traceback, an EXPLAIN on the request's
+    connection) around the request's query (`request_query`, its `_execute_sql`).
+    """
     if _data_collector().request is None:
         return _django_execute_sql(compiler, *args, **kwargs)
-    return _silk_execute_sql(compiler, *args, **kwargs)
+    with request_context.profiler_work():
+        return _silk_execute_sql(compiler, *args, **kwargs)
+
+
+def request_query(compiler, *args, **kwargs):
+    """SQLCompiler._execute_sql, which silk's execute_sql calls: the request's own query."""
+    with request_context.request_work():
+        return _django_execute_sql(compiler, *args, **kwargs)
 
 
 def install_query_guard():
@@ -76,7 +88,7 @@ def install_query_guard():
     _django_execute_sql = SQLCompiler.execute_sql
     _silk_execute_sql = execute_sql
     _data_collector = DataCollector
-    SQLCompiler._execute_sql = _django_execute_sql
+    SQLCompiler._execute_sql = request_query
     SQLCompiler.execute_sql = execute_sql_when_recording
 
 

@@ -81,7 +81,7 @@ def buffered():
 def test_the_inspector_sits_inside_silk_and_outside_telemetry():
     middleware = project_settings.MIDDLEWARE
     inspector = middleware.index("apps.profiling.middleware.QueryInspectorMiddleware")
-    assert middleware[inspector - 1] == "silk.middleware.SilkyMiddleware"
+    assert middleware[inspector - 1] == "apps.profiling.silk_middleware.SilkyMiddleware"
     telemetry = "apps.observability.telemetry.middleware.TelemetryMiddleware"
     assert middleware[inspector + 1] == telemetry
 

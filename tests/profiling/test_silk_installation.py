@@ -69,7 +69,7 @@ def test_production_installs_silk_sampling_1_percent(production):
 
 def test_silk_middleware_sits_between_prometheus_and_telemetry(production):
     middleware = production["middleware"]
-    silk = middleware.index("silk.middleware.SilkyMiddleware")
+    silk = middleware.index("apps.profiling.silk_middleware.SilkyMiddleware")
     assert middleware[silk - 1].endswith(".PrometheusBeforeMiddleware")
     assert silk < middleware.index("apps.observability.telemetry.middleware.TelemetryMiddleware")
 

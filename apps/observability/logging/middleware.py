@@ -7,7 +7,9 @@ RequestContextMiddleware sits right after the probes (settings.MIDDLEWARE):
   organization part of every log line written while the request is served;
 - it writes one access line per request (logger `apps.observability.access`): method, route,
   path without query string, status, duration, response size, query count and database time,
-  user and organization ids. Slow requests (LOG_SLOW_REQUEST_MS) are WARNING with their heaviest
+  user and organization ids. A request silk recorded says how many queries silk's recording ran
+  and how long it took (`profiler_queries`, `profiler_ms`): neither is in the request's counts
+  and duration. Slow requests (LOG_SLOW_REQUEST_MS) are WARNING with their heaviest
   query fingerprints, 5xx are ERROR with the traceback (rendered without local variables).
 
 It replaces gunicorn's access log (gunicorn.conf.py) and Django's `django.request` lines for the
@@ -150,6 +152,9 @@ class RequestContextMiddleware:
             "query_count": queries.count,
             "db_time_ms": round(queries.seconds * 1000, 2),
         }
+        if state.profiler_queries:
+            fields["profiler_queries"] = state.profiler_queries
+            fields["profiler_ms"] = round(state.profiler_seconds * 1000, 2)
         if slow:
             fields["slow"] = True
             fields["top_queries"] = heaviest_queries(queries)

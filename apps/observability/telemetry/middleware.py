@@ -3,9 +3,9 @@
 Status, route template, query count and time in the database, and the duration and slowness the
 request context decided once for the request (RequestState.finish: the same figures the access
 line and the slow-request counter read). Queries are counted once per request by the request
-context (apps/common/request_context.py: an execute wrapper on every connection), and so is the
-exception that turned a request into a 500; telemetry reads them there, counting only the queries
-inside this middleware (not silk's recording around it). Without RequestContextMiddleware in front
+context (apps/common/request_context.py: an execute wrapper on every connection, which leaves out
+silk's own queries), and so is the exception that turned a request into a 500; telemetry reads
+them there, the same figures as the access line. Without RequestContextMiddleware in front
 of it, it enters the request context and finishes it itself. Nothing here does I/O: the request is
 added to the aggregator once the response has been sent (apps/observability/after_response.py)
 and the background flusher writes it. The ops paths (apps/common/paths.py) are not counted. A
@@ -42,8 +42,6 @@ class TelemetryMiddleware:
             )
             state, token = request_context.enter_request(request, request_id)
         queries = state.queries
-        # Only the queries inside this middleware: not those of silk's recording around it.
-        count_before, seconds_before = queries.count, queries.seconds
         try:
             response = self.get_response(request)
         finally:
@@ -58,8 +56,8 @@ class TelemetryMiddleware:
                 request,
                 response,
                 state,
-                queries.count - count_before,
-                (queries.seconds - seconds_before) * 1000,
+                queries.count,
+                queries.seconds * 1000,
             )
         except Exception:
             metrics.TELEMETRY_RECORD_FAILURES.inc()
