@@ -3,6 +3,7 @@
 Locking: create_order locks the products it sells in ascending id order, then the organization's
 order number row; cancel locks the order, then its products in ascending id order. Every
 transaction takes product locks in the same order, so concurrent orders wait but never deadlock.
+Under those locks, the stock of all an order's lines is taken or put back in one UPDATE.
 On SQLite, IMMEDIATE transactions (settings) serialise writers and select_for_update is a no-op.
 """
 
@@ -10,7 +11,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import Case, F, IntegerField, When
 from django.utils import timezone
 
 from apps.orders.models import Order, OrderLine, OrderNumberSequence, Product
@@ -145,8 +146,8 @@ def create_order(organization, customer, lines, currency="EUR"):
                     line_total=line_total,
                 )
             )
-            Product.objects.filter(pk=product.pk).update(stock=F("stock") - line.quantity)
             product.stock -= line.quantity
+        _change_stock({line.product_id: -line.quantity for line in requests})
         OrderLine.objects.bulk_create(order_lines)
         order.total = total
         order.save(update_fields=["total", "updated_at"])
@@ -191,13 +192,32 @@ def cancel(order):
 
 
 def _restock(order):
-    lines = list(order.lines.order_by("product_id").values_list("product_id", "quantity"))
+    returned = {}
+    for product_id, quantity in order.lines.values_list("product_id", "quantity"):
+        returned[product_id] = returned.get(product_id, 0) + quantity
     # Lock the products in the same order as create_order does.
     list(
         Product.objects.select_for_update()
-        .filter(pk__in=[product_id for product_id, _ in lines])
+        .filter(pk__in=returned)
         .order_by("pk")
         .values_list("pk", flat=True)
     )
-    for product_id, quantity in lines:
-        Product.objects.filter(pk=product_id).update(stock=F("stock") + quantity)
+    _change_stock(returned)
+
+
+def _change_stock(changes):
+    """Add `changes` ({product id: units, negative to take}) to the stock of the products, all in
+    one UPDATE. The caller holds the products' row locks and has checked that none goes below 0
+    (the stock check constraint would refuse it anyway)."""
+    if not changes:
+        return
+    Product.objects.filter(pk__in=changes).update(
+        stock=Case(
+            *(
+                When(pk=product_id, then=F("stock") + units)
+                for product_id, units in changes.items()
+            ),
+            default=F("stock"),
+            output_field=IntegerField(),
+        )
+    )

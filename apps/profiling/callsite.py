@@ -29,7 +29,12 @@ INFRASTRUCTURE_DIRS = ("apps/observability/", "manage.py")
 
 # Queries issued inside these are batches or chunks of one call, never a repeated pattern.
 _BATCH_CODES = frozenset(
-    {QuerySet.bulk_create.__code__, QuerySet._batched_insert.__code__, QuerySet._iterator.__code__}
+    {
+        QuerySet.bulk_create.__code__,
+        QuerySet._batched_insert.__code__,
+        QuerySet.bulk_update.__code__,
+        QuerySet._iterator.__code__,
+    }
 )
 _TEMPLATE_NODE_CODE = Node.render_annotated.__code__
 _PROFILING_DIR = str(Path(__file__).resolve().parent) + os.sep
@@ -160,7 +165,8 @@ def find_callsite(frame, skipped_codes=frozenset()):
 
     Frames running `skipped_codes` (the connection's other execute wrappers) or registered with
     `pass_through` are passed over.
-    None: the query belongs to a bulk_create batch, an iterator() chunk, the inspector or silk.
+    None: the query belongs to a bulk_create or bulk_update batch, an iterator() chunk, the
+    inspector or silk.
     """
     project = []
     template = None

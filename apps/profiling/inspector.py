@@ -21,6 +21,7 @@ from apps.common.sql import fingerprint_of, normalise_sql
 from apps.profiling.callsite import find_callsite, wrapper_codes
 
 N_PLUS_ONE = "n_plus_one"
+N_PLUS_ONE_WRITE = "n_plus_one_write"
 DUPLICATE = "duplicate"
 SLOW = "slow"
 # Identical SQL and parameters this many times in one unit is a duplicate (a caching candidate).
@@ -31,6 +32,7 @@ MAX_ENTRIES = 2000
 # beyond it the unit is truncated.
 MAX_IDENTICAL_KEYS = 5000
 READ_KEYWORDS = frozenset({"SELECT", "WITH", "VALUES", "TABLE"})
+WRITE_KEYWORDS = frozenset({"INSERT", "UPDATE", "DELETE", "MERGE", "REPLACE"})
 
 logger = logging.getLogger(__name__)
 active_unit = contextvars.ContextVar("profiling_active_unit", default=None)
@@ -90,10 +92,15 @@ def _parameters_hash(sql, params, many):
         return hash((sql, repr(params)))
 
 
-def _is_read(normalised_sql):
-    # N+1 is about reading related rows one by one; writes in a loop (a bulk_create or update()
-    # candidate) are still timed and checked for duplicates, but are not reported as N+1.
-    return normalised_sql.lstrip("( ").split(None, 1)[0].upper() in READ_KEYWORDS
+def _n_plus_one_kind(normalised_sql):
+    """N_PLUS_ONE for a read repeated row by row, N_PLUS_ONE_WRITE for a write (a bulk_create,
+    bulk_update or single UPDATE candidate), None for anything else (DDL, a procedure call)."""
+    keyword = normalised_sql.lstrip("( ").split(None, 1)[0].upper()
+    if keyword in READ_KEYWORDS:
+        return N_PLUS_ONE
+    if keyword in WRITE_KEYWORDS:
+        return N_PLUS_ONE_WRITE
+    return None
 
 
 class Unit:
@@ -108,7 +115,8 @@ class Unit:
         self.entries = {}
         self.truncated = False
         self.queries = 0
-        # hash of (SQL, parameters) -> [executions, Entry of the first one]
+        # hash of (SQL, parameters) -> [executions, Entry of the first one, whether every
+        # execution came from that Entry]
         self.identical = {}
 
     def record(self, sql, params, many, milliseconds, caller, context=None):
@@ -143,22 +151,31 @@ class Unit:
         seen = self.identical.get(parameters)
         if seen is not None:
             seen[0] += 1
+            if seen[1] is not entry:
+                seen[2] = False
         elif len(self.identical) < MAX_IDENTICAL_KEYS:
-            self.identical[parameters] = [1, entry]
+            self.identical[parameters] = [1, entry, True]
         else:
             self.truncated = True
 
     def report(self):
         findings = []
+        n_plus_one_entries = set()
         for entry in self.entries.values():
-            if entry.count >= self.threshold and entry.varied and _is_read(entry.sql):
-                findings.append(_finding(N_PLUS_ONE, entry.count, entry))
+            kind = _n_plus_one_kind(entry.sql)
+            if entry.count >= self.threshold and entry.varied and kind is not None:
+                findings.append(_finding(kind, entry.count, entry))
+                n_plus_one_entries.add(entry)
             if entry.slow:
                 findings.append(_finding(SLOW, entry.slow, entry))
-        for count, entry in self.identical.values():
-            if count >= DUPLICATE_THRESHOLD:
-                # Named by the call site of the first execution.
-                findings.append(_finding(DUPLICATE, count, entry))
+        for count, entry, one_call_site in self.identical.values():
+            if count < DUPLICATE_THRESHOLD:
+                continue
+            if one_call_site and entry in n_plus_one_entries:
+                # Rows the loop revisits: the N+1 finding of that loop already names it.
+                continue
+            # Named by the call site of the first execution.
+            findings.append(_finding(DUPLICATE, count, entry))
         return Report(findings, truncated=self.truncated, queries=self.queries)
 
 
@@ -175,7 +192,8 @@ def _finding(kind, count, entry):
 
 
 class Report:
-    """Findings of one unit. `findings` are the N+1 ones; all kinds are in `all_findings`."""
+    """Findings of one unit. `findings` are the N+1 reads, `write_findings` the N+1 writes; all
+    kinds are in `all_findings`."""
 
     def __init__(self, all_findings=(), truncated=False, queries=0):
         self.all_findings = list(all_findings)
@@ -188,6 +206,10 @@ class Report:
     @property
     def findings(self):
         return self.of_kind(N_PLUS_ONE)
+
+    @property
+    def write_findings(self):
+        return self.of_kind(N_PLUS_ONE_WRITE)
 
     @property
     def duplicates(self):

@@ -8,10 +8,12 @@ from django.db import models
 
 
 class QueryFinding(models.Model):
-    """An N+1, duplicate or slow query pattern seen in sampled requests, commands or tests."""
+    """An N+1 (read or write), duplicate or slow query pattern seen in sampled requests, commands
+    or tests."""
 
     class Kind(models.TextChoices):
         N_PLUS_ONE = "n_plus_one", "N+1"
+        N_PLUS_ONE_WRITE = "n_plus_one_write", "N+1 write"
         DUPLICATE = "duplicate", "duplicate"
         SLOW = "slow", "slow query"
 
@@ -24,7 +26,7 @@ class QueryFinding(models.Model):
     # sha1 of (kind, fingerprint, call site, source): the upsert key, since the call site and
     # the source together can be longer than a unique index allows.
     key = models.CharField(max_length=40, unique=True, editable=False)
-    kind = models.CharField(max_length=12, choices=Kind.choices)
+    kind = models.CharField(max_length=20, choices=Kind.choices)
     fingerprint = models.CharField(max_length=16, help_text="Hash of the normalised SQL.")
     sample_sql = models.TextField(help_text="Normalised SQL: literals replaced, never values.")
     callsite = models.CharField(

@@ -1,6 +1,8 @@
 from decimal import Decimal
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from apps.orders import services
 from apps.orders.models import Order, Product
@@ -135,3 +137,40 @@ def test_create_order_refuses_a_product_of_another_organization(organization, ot
     foreign = make_product(other_organization)
     with pytest.raises(Product.DoesNotExist):
         services.create_order(organization, customer, [{"product": foreign, "quantity": 1}])
+
+
+def product_updates(captured):
+    return [
+        query["sql"] for query in captured if query["sql"].startswith('UPDATE "orders_product"')
+    ]
+
+
+@pytest.mark.django_db
+def test_create_order_takes_the_stock_of_all_its_lines_in_one_statement(organization, customer):
+    products = [make_product(organization, stock=50) for _ in range(6)]
+    lines = [
+        {"product": product, "quantity": number + 1} for number, product in enumerate(products)
+    ]
+
+    with CaptureQueriesContext(connection) as captured:
+        services.create_order(organization, customer, lines)
+
+    assert len(product_updates(captured)) == 1
+    stocks = dict(Product.objects.filter(organization=organization).values_list("pk", "stock"))
+    assert stocks == {product.pk: 50 - (number + 1) for number, product in enumerate(products)}
+
+
+@pytest.mark.django_db
+def test_cancel_puts_back_the_stock_of_all_its_lines_in_one_statement(organization, customer):
+    products = [make_product(organization, stock=50) for _ in range(6)]
+    lines = [
+        {"product": product, "quantity": number + 1} for number, product in enumerate(products)
+    ]
+    order = services.create_order(organization, customer, lines)
+
+    with CaptureQueriesContext(connection) as captured:
+        services.cancel(order)
+
+    assert len(product_updates(captured)) == 1
+    stocks = set(Product.objects.filter(organization=organization).values_list("stock", flat=True))
+    assert stocks == {50}

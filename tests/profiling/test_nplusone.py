@@ -8,7 +8,7 @@ from django.template import Context, Engine
 from rest_framework import serializers
 
 from apps.orders.models import Customer
-from apps.profiling.inspector import DUPLICATE, N_PLUS_ONE
+from apps.profiling.inspector import DUPLICATE, N_PLUS_ONE, N_PLUS_ONE_WRITE
 from apps.profiling.nplusone import assert_no_nplusone, detect_nplusone
 from apps.tenants.models import Organization
 from tests.orders.factories import make_customer, make_organization
@@ -351,7 +351,7 @@ def test_a_helper_called_from_two_loops_each_below_the_threshold_is_not_an_n_plu
     assert report.findings == []
 
 
-def test_writes_in_a_loop_are_not_an_n_plus_one(customers):
+def test_writes_in_a_loop_are_write_n_plus_ones_not_read_ones(customers):
     with detect_nplusone(threshold=3) as report:
         for customer in customers:
             customer.name = "renamed"
@@ -359,6 +359,7 @@ def test_writes_in_a_loop_are_not_an_n_plus_one(customers):
             make_organization()
 
     assert report.findings == []
+    assert [finding.kind for finding in report.write_findings] == [N_PLUS_ONE_WRITE] * 2
 
 
 def test_aggregates_are_not_an_n_plus_one(customers):
