@@ -360,7 +360,12 @@ FROM sqlite_master m
 JOIN pragma_index_list(m.name) l
 JOIN pragma_index_info(l.name) i
 WHERE m.type = 'table'
-ORDER BY m.name, l.name, i.seqno
+UNION ALL
+-- An INTEGER PRIMARY KEY is the rowid: the table's own B-tree indexes it, no index is listed.
+SELECT m.name, 'primary key', p.pk - 1, p.name
+FROM sqlite_master m JOIN pragma_table_info(m.name) p
+WHERE m.type = 'table' AND p.pk > 0
+ORDER BY 1, 2, 3
 """
 
 
