@@ -67,7 +67,7 @@ class Command(BaseCommand):
             return
         findings.record_findings(report, source=f"command {command_name}")
         findings.flush_findings()
-        if findings.pending_findings():
+        if len(findings.buffer):
             write(
                 "inspect_queries: the findings could not be saved (see the log); "
                 "they are listed above",
