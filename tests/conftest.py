@@ -88,22 +88,19 @@ def no_flush_at_exit():
 
 
 @pytest.fixture(scope="session")
-def django_db_modify_db_settings_xdist_suffix(request):
-    """pytest-django's suffix per xdist worker (test_orders_gw0, ...), but none on SQLite.
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, tmp_path_factory):
+    """SQLite's test database is a file of this test process, as the service runs it (WAL).
 
-    pytest-django leaves SQLite alone only for Django's own backend; the project's (django-
-    prometheus') would get test_/abs/path/db.sqlite3_gw0, which cannot be opened. SQLite's test
-    database lives in memory, so every worker process has its own already.
+    Not Django's default, a shared-cache database in memory: there a connection reading a table
+    that another thread's connection is writing fails at once ("database table is locked"), which
+    tests with a background thread (the telemetry flusher, the live server) hit under load. And
+    pytest-django's per-xdist-worker name for it, test_/abs/path/db.sqlite3_gw0, cannot be
+    opened. (PostgreSQL keeps pytest-django's: test_orders_gw0, ...)
     """
-    worker = getattr(request.config, "workerinput", {}).get("workerid")
-    if not worker:
-        return
-    for database in settings.DATABASES.values():
+    for alias, database in settings.DATABASES.items():
         test = database.setdefault("TEST", {})
-        if database["ENGINE"].endswith(".sqlite3") or test.get("MIRROR"):
-            continue
-        name = test.get("NAME") or f"test_{database['NAME']}"
-        test["NAME"] = f"{name}_{worker}"
+        if database["ENGINE"].endswith(".sqlite3") and not test.get("MIRROR"):
+            test["NAME"] = str(tmp_path_factory.mktemp("sqlite") / f"test_{alias}.sqlite3")
 
 
 @pytest.fixture

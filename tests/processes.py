@@ -1,6 +1,7 @@
 """Helpers for tests that run the project in a separate process (manage.py, gunicorn)."""
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -123,10 +124,46 @@ def postgres_url(settings_dict, name=None):
     )
 
 
+# Ports for the servers tests start: below the kernel's ephemeral range, which outgoing
+# connections and port-0 binds draw from, so none of those takes one before its server binds it.
+LOWEST_SERVER_PORT = 10000
+_handed_out = set()
+_random = random.Random()  # seeded from the OS, whatever seeds the global one
+
+
+def _ephemeral_ports_start():
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    """A local TCP port that nothing listens on, for a server the test starts.
+
+    Drawn at random from this xdist worker's share of the ports below the ephemeral range (every
+    WORKER_COUNT-th port), never twice in a process: parallel workers cannot pick the same one.
+    """
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    first = LOWEST_SERVER_PORT + worker
+    candidates = range(first, _ephemeral_ports_start(), workers)
+    if not candidates:  # an ephemeral range starting that low: let the kernel choose
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            return probe.getsockname()[1]
+    for _ in range(200):
+        port = _random.choice(candidates)
+        if port in _handed_out:
+            continue
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError(f"no free port among {candidates}")
 
 
 @dataclass
