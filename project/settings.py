@@ -533,7 +533,8 @@ SILK_SAMPLE_PERCENT = env.float(
     maximum=100.0,
 )
 if SILK_ENABLED:
-    from apps.profiling.silk import is_staff, should_record
+    from apps.common.ops_access import may_view_ops
+    from apps.profiling.silk import should_record
 
     INSTALLED_APPS.append("silk")
     # Right after the Prometheus clock; before the query inspector so that silk's queries are not
@@ -545,10 +546,11 @@ if SILK_ENABLED:
     )
     # silk's @silk_profile looks for this entry in MIDDLEWARE before it profiles anything.
     SILKY_MIDDLEWARE_CLASS = "apps.profiling.silk_middleware.SilkyMiddleware"
-    # Its UI is open to anyone by default: staff sessions only.
+    # Its UI is open to anyone by default: staff holding observability.view_ops only (it shows
+    # every tenant's request bodies and SQL).
     SILKY_AUTHENTICATION = True
     SILKY_AUTHORISATION = True
-    SILKY_PERMISSIONS = is_staff
+    SILKY_PERMISSIONS = may_view_ops
     # Sampling and the never-recorded paths (probes, metrics, stats, static, silk); silk ignores
     # SILKY_INTERCEPT_PERCENT when this is set.
     SILKY_INTERCEPT_FUNC = should_record

@@ -1,16 +1,22 @@
-"""django-silk integration: which requests are recorded, who may look, what is masked.
+"""django-silk integration: which requests are recorded, what is masked, what a query keeps.
 
 silk is only installed when SILK_ENABLED is on (project/settings.py): once it has recorded a
 request it patches Django's query execution for the life of the process, so "off" must mean
-"not installed", never "installed but idle".
+"not installed", never "installed but idle". Who may look is SILKY_PERMISSIONS: the one rule of
+the ops side (apps/common/ops_access.py).
 """
 
 import base64
 import binascii
+import decimal
 import json
 import random
+import re
+import traceback
 
 from django.conf import settings
+from django.core.exceptions import EmptyResultSet
+from django.utils import timezone
 
 from apps.common import request_context
 from apps.common.paths import is_ops_path
@@ -39,12 +45,17 @@ def request_wrappers():
     or not), the SQLCompiler.execute_sql it patches in once it has recorded a request, the guard
     in front of that (`execute_sql_when_recording`) and the query silk wraps (`request_query`)."""
     from silk.middleware import SilkyMiddleware
-    from silk.sql import execute_sql
 
-    return SilkyMiddleware.__call__, execute_sql, execute_sql_when_recording, request_query
+    return (
+        SilkyMiddleware.__call__,
+        execute_sql_recording_statement,
+        execute_sql_when_recording,
+        request_query,
+    )
 
 
-# Django's SQLCompiler.execute_sql and silk's replacement, once install_query_guard has run.
+# Django's SQLCompiler.execute_sql and the recording that replaces silk's, once
+# install_query_guard has run.
 _django_execute_sql = None
 _silk_execute_sql = None
 _data_collector = None
@@ -76,20 +87,87 @@ def install_query_guard():
     its parameters before asking whether a request is being recorded, so at SILK_SAMPLE_PERCENT=1
     the 99 % of requests silk does not record pay for every query. silk patches only when
     SQLCompiler has no `_execute_sql` yet: with this in place first, it sees its patch installed,
-    and unrecorded requests run Django's execute_sql with one thread-local lookup added.
+    and unrecorded requests run Django's execute_sql with one thread-local lookup added. Recorded
+    requests run `execute_sql_recording_statement` instead of silk's function: silk's stores the
+    values.
     """
     global _django_execute_sql, _silk_execute_sql, _data_collector
     from django.db.models.sql.compiler import SQLCompiler
     from silk.collector import DataCollector
-    from silk.sql import execute_sql
 
     if hasattr(SQLCompiler, "_execute_sql"):
         return
     _django_execute_sql = SQLCompiler.execute_sql
-    _silk_execute_sql = execute_sql
+    _silk_execute_sql = execute_sql_recording_statement
     _data_collector = DataCollector
     SQLCompiler._execute_sql = request_query
     SQLCompiler.execute_sql = execute_sql_when_recording
+
+
+# Values shown in a recorded statement: they say which row or how many, and none of the secrets
+# this project stores is one. Any other value (text, bytes, dates, JSON, lists) stays a placeholder.
+_SHOWN_VALUE_TYPES = (int, float, decimal.Decimal)
+# A quoted constant in a query plan: PostgreSQL's EXPLAIN prints the values it was given.
+_QUOTED_CONSTANT = re.compile(r"'(?:[^']|'')*'")
+
+
+def _shown(value):
+    if value is None:
+        return "NULL"
+    if isinstance(value, _SHOWN_VALUE_TYPES):
+        return str(value)
+    return "%s"
+
+
+def statement_without_values(sql, params):
+    """The statement silk shows, with every value but numbers left as its placeholder (%s)."""
+    try:
+        return sql % tuple(_shown(value) for value in params)
+    except (TypeError, ValueError):
+        return sql
+
+
+def plan_without_values(plan):
+    return _QUOTED_CONSTANT.sub("'%s'", plan) if plan else plan
+
+
+def execute_sql_recording_statement(compiler, *args, **kwargs):
+    """silk's SQLCompiler.execute_sql (silk.sql.execute_sql), without the values.
+
+    silk stores each statement as `sql % params`, every value spliced in unquoted: a recorded
+    sign-in stored the new session key, a password change the hash, and no pattern can find such
+    values in that text again. This records what silk records (statement, traceback, plan, times)
+    from the statement with its placeholders instead, and masks the plan's quoted constants.
+    """
+    from silk.sql import _explain_query, _should_wrap
+
+    try:
+        sql, params = compiler.as_sql()
+    except EmptyResultSet:
+        sql = ""
+    if not sql:  # Django's execute_sql answers an empty result itself
+        return compiler._execute_sql(*args, **kwargs)
+    statement = statement_without_values(sql, params)
+    if not _should_wrap(statement):
+        return compiler._execute_sql(*args, **kwargs)
+    recorded = {
+        "query": statement,
+        "start_time": timezone.now(),
+        "traceback": "".join(reversed(traceback.format_stack())),
+    }
+    try:
+        return compiler._execute_sql(*args, **kwargs)
+    finally:
+        recorded["end_time"] = timezone.now()
+        collector = _data_collector()
+        if collector.request is not None:
+            recorded["request"] = collector.request
+        if getattr(compiler.query.model, "__module__", "") == "silk.models":
+            collector.register_silk_query(recorded)
+        else:
+            plan = _explain_query(compiler.connection, sql, params)
+            recorded["analysis"] = plan_without_values(plan)
+            collector.register_query(recorded)
 
 
 def recorded_request_id():
@@ -99,11 +177,6 @@ def recorded_request_id():
 
     recorded = DataCollector().request
     return str(recorded.pk) if recorded is not None else ""
-
-
-def is_staff(user):
-    """SILKY_PERMISSIONS: active staff only."""
-    return bool(user and user.is_active and user.is_staff)
 
 
 # silk masks request headers and body fields, but stores query strings and response headers and

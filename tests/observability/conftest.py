@@ -20,6 +20,7 @@ import psycopg
 import pytest
 import requests
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
 from django.test import override_settings
 
 from apps.observability.health import checks as health
@@ -324,16 +325,17 @@ def prepare_staff_database(database_url):
         assert completed.returncode == 0, completed.stdout + completed.stderr
 
 
-def sign_in_as_staff(base_url):
-    """A requests session signed in to the admin of the server at `base_url` as the staff user."""
+def sign_in_as_staff(base_url, username=STAFF_USERNAME, password=STAFF_PASSWORD):
+    """A requests session signed in to the admin of the server at `base_url` as the staff user
+    (or another staff member)."""
     session = requests.Session()
     login_url = f"{base_url}/admin/login/"
     session.get(login_url, timeout=10)
     response = session.post(
         login_url,
         data={
-            "username": STAFF_USERNAME,
-            "password": STAFF_PASSWORD,
+            "username": username,
+            "password": password,
             "csrfmiddlewaretoken": session.cookies["csrftoken"],
             "next": "/admin/",
         },
@@ -356,10 +358,20 @@ def _fresh_health_state():
     health._migrated_aliases.clear()
 
 
+def grant_ops_permission(user):
+    """Give `user` observability.view_ops, as the "Ops" group does."""
+    user.user_permissions.add(
+        Permission.objects.get(content_type__app_label="observability", codename="view_ops")
+    )
+    return user
+
+
 @pytest.fixture
 def staff_client(client):
-    """The test client signed in as a staff member who is not a superuser (the ops pages)."""
+    """The test client signed in as a staff member who is not a superuser but holds the ops
+    permission (the ops pages)."""
     staff = get_user_model().objects.create_user("ops", password="irrelevant", is_staff=True)
+    grant_ops_permission(staff)
     client.force_login(staff)
     return client
 

@@ -4,7 +4,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import override_settings
 
-from tests.observability.conftest import METRICS_TOKEN, bearer
+from tests.observability.conftest import METRICS_TOKEN, bearer, grant_ops_permission
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("metrics_token")]
 
@@ -32,8 +32,11 @@ def test_a_signed_in_user_who_is_not_staff_gets_403(client):
     assert response.json()["error"]["code"] == "forbidden"
 
 
-def test_staff_get_200(client):
-    assert signed_in(client, is_staff=True).get("/health-detailed").status_code == 200
+def test_staff_holding_the_ops_permission_get_200(client):
+    staff = get_user_model().objects.create_user("ops", password="irrelevant", is_staff=True)
+    client.force_login(grant_ops_permission(staff))
+
+    assert client.get("/health-detailed").status_code == 200
 
 
 def test_the_metrics_token_gets_200(client):

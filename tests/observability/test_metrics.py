@@ -10,7 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from apps.observability.metrics import registry as metrics
 from apps.observability.metrics.db_backends import cursor_wrapper_class
-from tests.observability.conftest import bearer
+from tests.observability.conftest import bearer, grant_ops_permission
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("metrics_token")]
 
@@ -72,9 +72,9 @@ def test_signed_in_users_who_are_not_staff_get_403(client):
     assert client.get("/metrics").status_code == 403
 
 
-def test_staff_sessions_may_read(client):
+def test_sessions_of_staff_holding_the_ops_permission_may_read(client):
     staff = get_user_model().objects.create_user("ops", password="irrelevant", is_staff=True)
-    client.force_login(staff)
+    client.force_login(grant_ops_permission(staff))
 
     assert client.get("/metrics").status_code == 200
 

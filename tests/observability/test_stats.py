@@ -11,7 +11,7 @@ from django.utils import timezone
 from apps.observability.telemetry import aggregation as telemetry
 from apps.observability.telemetry import rows as telemetry_rows
 from apps.observability.telemetry.models import RequestMinute
-from tests.observability.conftest import bearer
+from tests.observability.conftest import bearer, grant_ops_permission
 
 pytestmark = [
     pytest.mark.django_db,
@@ -53,10 +53,10 @@ def test_signed_in_users_who_are_not_staff_get_403(client):
     assert client.get("/stats").status_code == 403
 
 
-def test_staff_sessions_and_the_token_may_read(client):
+def test_sessions_of_staff_holding_the_ops_permission_and_the_token_may_read(client):
     assert client.get("/stats", headers=bearer()).status_code == 200
     staff = get_user_model().objects.create_user("ops", password="irrelevant", is_staff=True)
-    client.force_login(staff)
+    client.force_login(grant_ops_permission(staff))
     assert client.get("/stats").status_code == 200
 
 

@@ -17,8 +17,10 @@ from rest_framework.test import APIClient
 from silk.config import SilkyConfig
 from silk.models import Request, Response, SQLQuery
 
+from apps.common.ops_access import may_view_ops
 from apps.common.paths import is_ops_path
-from apps.profiling.silk import is_staff, should_record
+from apps.profiling.silk import should_record
+from tests.observability.conftest import grant_ops_permission
 from tests.orders.factories import make_api_key, make_organization
 
 pytestmark = pytest.mark.django_db
@@ -46,11 +48,11 @@ def api(api_key):
     return client
 
 
-def login(client, *, is_staff):
+def login(client, *, is_staff, ops_permission=False):
     user = get_user_model().objects.create_user(
         "someone", "someone@example.com", "irrelevant", is_staff=is_staff
     )
-    client.force_login(user)
+    client.force_login(grant_ops_permission(user) if ops_permission else user)
     return client
 
 
@@ -64,12 +66,17 @@ def test_non_staff_user_is_refused(client):
     assert login(client, is_staff=False).get("/silk/").status_code == 403
 
 
-def test_staff_user_sees_the_summary(client):
-    assert login(client, is_staff=True).get("/silk/").status_code == 200
+def test_staff_user_without_the_ops_permission_is_refused(client):
+    assert login(client, is_staff=True).get("/silk/").status_code == 403
 
 
-def test_inactive_staff_user_is_refused_by_the_permission():
-    assert is_staff(get_user_model()(username="gone", is_staff=True, is_active=False)) is False
+def test_staff_user_holding_the_ops_permission_sees_the_summary(client):
+    assert login(client, is_staff=True, ops_permission=True).get("/silk/").status_code == 200
+
+
+def test_inactive_superuser_is_refused_by_the_permission():
+    gone = get_user_model()(username="gone", is_staff=True, is_superuser=True, is_active=False)
+    assert may_view_ops(gone) is False
 
 
 def test_api_post_with_a_body_is_recorded_at_100_percent(api, record_everything):
@@ -262,7 +269,7 @@ def test_probe_metrics_stats_and_static_paths_are_never_recorded(client, path, r
 
 
 def test_silk_pages_are_never_recorded(client, record_everything):
-    login(client, is_staff=True).get("/silk/")
+    login(client, is_staff=True, ops_permission=True).get("/silk/")
     assert not Request.objects.exists()
 
 

@@ -6,7 +6,7 @@ from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
-from apps.observability.authorization import staff_or_token_required
+from apps.observability.authorization import ops_viewer_or_token_required
 from apps.observability.health import checks as health
 from apps.observability.health import draining
 from apps.observability.health.process import process_information, uptime_seconds
@@ -60,7 +60,7 @@ def readiness(request):
 
 @never_cache
 @require_safe
-@staff_or_token_required
+@ops_viewer_or_token_required
 def health_detailed(request):
     """Every check with details, pool statistics, versions and process information.
 

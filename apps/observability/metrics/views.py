@@ -1,7 +1,8 @@
 """/metrics: the Prometheus exposition of every process.
 
 /metrics is answered by ProbeMiddleware (Prometheus scrapes the pod IP, which ALLOWED_HOSTS
-rejects), so it runs before the session middleware: a staff session is read here.
+rejects), so it runs before the session middleware: the session of a member of staff holding
+observability.view_ops is read here.
 """
 
 from importlib import import_module
@@ -26,7 +27,7 @@ def _attach_session_user(request):
 
 @never_cache
 def metrics_view(request):
-    """Prometheus exposition for `Authorization: Bearer $METRICS_TOKEN` or a staff session."""
+    """Prometheus exposition for `Authorization: Bearer $METRICS_TOKEN` or an ops session."""
     if not has_valid_token(request) and not hasattr(request, "user"):
         _attach_session_user(request)
     denied = access_denied(request)

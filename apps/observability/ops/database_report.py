@@ -87,6 +87,8 @@ GROUP BY 1
 ORDER BY 2 DESC, 1
 """
 
+# Only the service's own database: other databases on the server may belong to other services,
+# and their statements are not this service's staff's to read.
 LONG_RUNNING_SQL = """
 SELECT pid, usename AS user_name, application_name, state,
        wait_event_type, wait_event,
@@ -95,6 +97,7 @@ SELECT pid, usename AS user_name, application_name, state,
        LEFT(query, %s) AS query
 FROM pg_stat_activity
 WHERE backend_type = 'client backend'
+  AND datname = current_database()
   AND state <> 'idle'
   AND pid <> pg_backend_pid()
   AND query_start < clock_timestamp() - make_interval(secs => %s)
@@ -191,7 +194,7 @@ def _postgres_long_running(cursor):
         rows=rows,
         message=(
             f"No statement has been running for more than {seconds:g} s "
-            "(LOG_SLOW_REQUEST_MS) on this server."
+            "(LOG_SLOW_REQUEST_MS) in this database."
         ),
         details={"threshold_seconds": seconds},
     )

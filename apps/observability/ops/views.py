@@ -1,10 +1,10 @@
 """Ops dashboards inside the admin (/admin/ops/): overview, routes, one route, database.
 
-Staff only, through the admin's own `admin_view` (anonymous visitors go to the admin login) with
-the admin's look and navigation (`each_context`); a signed-in user who is not staff is refused
-with 403. Every page runs a fixed number of aggregating queries (ops/queries.py,
-ops/database_report.py), whatever the number of routes or rows. Charts are server-rendered SVG
-(ops/charts.py): no CDN, no script.
+Staff holding observability.view_ops only, through the admin's own `admin_view` (anonymous
+visitors go to the admin login) with the admin's look and navigation (`each_context`); any other
+signed-in user is refused with 403. Every page runs a fixed number of aggregating queries
+(ops/queries.py, ops/database_report.py), whatever the number of routes or rows. Charts are
+server-rendered SVG (ops/charts.py): no CDN, no script.
 
 Before reading, a page writes this process's telemetry buffer (what every flusher does every
 TELEMETRY_FLUSH_SECONDS), so the requests this worker has just served are on it; other
@@ -27,6 +27,7 @@ from redis.exceptions import RedisError
 
 from apps.api.errors import BadParameter
 from apps.common.database import all_pool_statistics
+from apps.common.ops_access import OPS_PERMISSION, may_view_ops
 from apps.observability.health import checks as health
 from apps.observability.metrics import registry as metrics
 from apps.observability.ops import charts, database_report
@@ -52,14 +53,15 @@ CACHE_COUNTERS = {
 
 def staff_page(view):
     """admin_view (login redirect for anonymous visitors, never_cache, CSRF) plus 403 for
-    signed-in users who are not active staff, rather than the login form again."""
+    signed-in users who may not view ops (apps/common/ops_access.py), rather than the login form
+    again."""
     protected = admin.site.admin_view(view)
 
     @functools.wraps(view)
     def wrapper(request, *args, **kwargs):
         user = request.user
-        if user.is_authenticated and not (user.is_active and user.is_staff):
-            raise PermissionDenied("The ops dashboards are for staff.")
+        if user.is_authenticated and not may_view_ops(user):
+            raise PermissionDenied(f"The ops dashboards need the {OPS_PERMISSION} permission.")
         return protected(request, *args, **kwargs)
 
     return wrapper

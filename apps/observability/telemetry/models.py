@@ -53,6 +53,11 @@ class RequestMinute(RequestStatistics):
         ]
         indexes = [models.Index(fields=["route", "minute"], name="request_minute_route")]
         ordering = ["-minute", "route", "method"]
+        # The one permission of the ops side (apps/common/ops_access.py); declared here because
+        # a permission needs a model, and this is the model the ops pages read first.
+        permissions = [
+            ("view_ops", "Can view the ops pages, /stats, /metrics, /health-detailed and silk"),
+        ]
 
     def __str__(self):
         return f"{self.method} {self.route} at {self.minute:%Y-%m-%d %H:%M}"

@@ -1,11 +1,12 @@
-"""/stats: request statistics of the last minutes, summed over every process, as JSON."""
+"""/stats: request statistics of the last minutes, summed over every process, as JSON, for the
+metrics token or staff holding observability.view_ops (apps/observability/authorization.py)."""
 
 from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
 from apps.api.errors import BadParameter, json_error_response
-from apps.observability.authorization import staff_or_token_required
+from apps.observability.authorization import ops_viewer_or_token_required
 from apps.observability.health.process import process_information
 from apps.observability.telemetry.statistics import request_statistics
 
@@ -27,7 +28,7 @@ def parse_minutes(value):
 
 @never_cache
 @require_safe
-@staff_or_token_required
+@ops_viewer_or_token_required
 def stats_view(request):
     try:
         minutes = parse_minutes(request.GET.get("minutes"))
