@@ -9,6 +9,7 @@ import subprocess
 from datetime import timedelta
 from pathlib import Path
 
+from csp.constants import NONCE, NONE, REPORT_SAMPLE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 from apps.common.paths import CLUSTER_PATHS
@@ -114,6 +115,9 @@ MIDDLEWARE = [
     # Request statistics (apps/observability/telemetry); outside auth and sessions so that their
     # cost and their failures are measured too.
     "apps.observability.telemetry.middleware.TelemetryMiddleware",
+    # Content-Security-Policy on what views answer (static files, probes and scrapes need none);
+    # before every view and template, which read the request's nonce from it.
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     # Validates Host against ALLOWED_HOSTS and appends slashes.
     "django.middleware.common.CommonMiddleware",
@@ -362,6 +366,25 @@ SESSION_COOKIE_SECURE = IS_PRODUCTION
 CSRF_COOKIE_SECURE = IS_PRODUCTION
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
+# Content-Security-Policy (django-csp): scripts and styles from this origin, or inline with the
+# request's nonce (`request.csp_nonce`); nothing from another host. docs/deployment.md says how
+# to extend it.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        # A report quotes the start of what was refused: enough to find it.
+        "script-src": [SELF, NONCE, REPORT_SAMPLE],
+        "style-src": [SELF, NONCE, REPORT_SAMPLE],
+        # Swagger UI and the admin draw some icons from data: URIs.
+        "img-src": [SELF, "data:"],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+        # Where browsers report violations (Sentry's security endpoint, say); empty: nowhere.
+        "report-uri": env.str("CSP_REPORT_URI", default="") or None,
+    },
+}
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DJANGO_MAX_BODY_BYTES", default=1_048_576, minimum=1024)
 
 # --- API -----------------------------------------------------------------------------------------
@@ -571,6 +594,12 @@ if SILK_ENABLED:
     SILKY_MAX_RECORDED_REQUESTS_CHECK_PERCENT = 0
     SILKY_PYTHON_PROFILER = False
     SILKY_META = False
+    # silk's pages need a few inline handlers and styles the site's policy refuses: allowed by
+    # hash on /silk/ only. Inside CSPMiddleware, which writes the header on the way out.
+    MIDDLEWARE.insert(
+        MIDDLEWARE.index("csp.middleware.CSPMiddleware") + 1,
+        "apps.profiling.silk_csp.SilkContentSecurityPolicyMiddleware",
+    )
 
 # --- Process model -------------------------------------------------------------------------------
 

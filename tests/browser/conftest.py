@@ -14,6 +14,10 @@ ever runs inside Playwright's own calls, never alongside the test's code, which 
 DJANGO_ALLOW_ASYNC_UNSAFE exists for: it is set while the module's browser is up, so that the
 database fixtures (the staff user, the seeded telemetry) work as usual. The pages themselves are
 served by the live server's own thread.
+
+Every page runs under the Content-Security-Policy the service sends: a test fails on any
+violation the page reports (its `securitypolicyviolation` events, whatever the console says) and
+on any page of this server answered without a policy.
 """
 
 import os
@@ -36,6 +40,20 @@ CHROMIUM_ARGUMENTS = [
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
 STAFF_USERNAME = "ops-browser"
 STAFF_PASSWORD = "ops-browser-password-5kq2"
+# Hands every Content-Security-Policy violation of the page to the test (PageProblems), with what
+# an operator needs to find it: the directive, what was blocked, where, and the start of it.
+REPORT_CSP_VIOLATIONS = """
+document.addEventListener("securitypolicyviolation", (event) => {
+    window.reportCspViolation({
+        directive: event.effectiveDirective,
+        blocked: event.blockedURI,
+        page: event.documentURI,
+        source: `${event.sourceFile}:${event.lineNumber}:${event.columnNumber}`,
+        sample: event.sample,
+        disposition: event.disposition,
+    });
+});
+"""
 
 
 def _unavailable(reason):
@@ -67,8 +85,13 @@ class PageProblems:
     page_errors: list = field(default_factory=list)
     failed_requests: list = field(default_factory=list)
     external_requests: list = field(default_factory=list)
+    csp_violations: list = field(default_factory=list)
+    pages_without_csp: list = field(default_factory=list)
 
     def watch(self, page):
+        # Before any page script runs, so that no violation of a page goes unheard.
+        page.expose_binding("reportCspViolation", self._record_violation)
+        page.add_init_script(REPORT_CSP_VIOLATIONS)
         page.on("console", self._check_console)
         page.on("pageerror", lambda error: self.page_errors.append(str(error)))
         page.on(
@@ -92,12 +115,43 @@ class PageProblems:
         # loads (style sheets, images, scripts) must not fail.
         if response.status >= 400 and response.request.resource_type != "document":
             self.failed_requests.append(f"{response.url}: {response.status}")
+        if (
+            response.request.resource_type == "document"
+            and urlsplit(response.url).hostname in LOCAL_HOSTS
+            and "content-security-policy" not in response.headers
+        ):
+            self.pages_without_csp.append(response.url)
+
+    def _record_violation(self, source, violation):
+        self.csp_violations.append(violation)
+
+    def take_csp_violations(self):
+        """The violations so far, and the console's lines about them, forgotten: for a test that
+        provokes one on purpose."""
+        taken, self.csp_violations = self.csp_violations, []
+        self.console_errors = [
+            error for error in self.console_errors if "Content Security Policy" not in error
+        ]
+        return taken
 
     def assert_none(self):
+        # Violations first: the console only says "Refused to ...", they say where and what.
+        assert self.csp_violations == []
+        assert self.pages_without_csp == []
         assert self.console_errors == []
         assert self.page_errors == []
         assert self.failed_requests == []
         assert self.external_requests == []
+
+
+def sign_in(page, live_server, next_path):
+    """Signs the staff user in through the admin login, landing on next_path."""
+    page.goto(f"{live_server.url}/admin/login/?next={next_path}")
+    page.fill("#id_username", STAFF_USERNAME)
+    page.fill("#id_password", STAFF_PASSWORD)
+    with page.expect_navigation():
+        page.click("input[type=submit]")
+    assert page.url == f"{live_server.url}{next_path}", page.url
 
 
 @pytest.fixture

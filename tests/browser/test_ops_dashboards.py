@@ -11,7 +11,7 @@ from django.contrib.auth import get_user_model
 
 from apps.observability.telemetry import aggregation as telemetry
 from apps.observability.telemetry.models import ErrorGroup, SlowRequest
-from tests.browser.conftest import STAFF_PASSWORD, STAFF_USERNAME
+from tests.browser.conftest import STAFF_PASSWORD, STAFF_USERNAME, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.system, pytest.mark.django_db(transaction=True)]
 
@@ -63,15 +63,6 @@ def seeded_telemetry(transactional_db):
     )
     yield
     telemetry.aggregator.take()
-
-
-def sign_in(page, live_server, next_path):
-    page.goto(f"{live_server.url}/admin/login/?next={next_path}")
-    page.fill("#id_username", STAFF_USERNAME)
-    page.fill("#id_password", STAFF_PASSWORD)
-    with page.expect_navigation():
-        page.click("input[type=submit]")
-    assert page.url == f"{live_server.url}{next_path}", page.url
 
 
 def chart_points(page, chart_id):
