@@ -1,7 +1,7 @@
-"""The ops dashboards in a real headless Chromium: a staff member signs in through the admin
-login, opens every ops page and sees charts drawn from seeded telemetry, with no console error,
-no failed request and nothing loaded from another host. Each test leaves a full-page screenshot
-in its temporary folder (printed on failure by pytest's tmp_path handling)."""
+"""The ops dashboards in a real headless Chromium: a staff member with the ops permission signs in
+through the admin login, opens every ops page and sees charts drawn from seeded telemetry, with
+no console error, no failed request and nothing loaded from another host. Each test leaves a
+full-page screenshot in its temporary folder (printed on failure by pytest's tmp_path handling)."""
 
 import datetime as dt
 import time
@@ -12,6 +12,7 @@ from django.contrib.auth import get_user_model
 from apps.observability.telemetry import aggregation as telemetry
 from apps.observability.telemetry.models import ErrorGroup, SlowRequest
 from tests.browser.conftest import STAFF_PASSWORD, STAFF_USERNAME, sign_in
+from tests.observability.conftest import grant_ops_permission
 
 pytestmark = [pytest.mark.browser, pytest.mark.system, pytest.mark.django_db(transaction=True)]
 
@@ -20,8 +21,9 @@ SEEDED_ROUTES = ("/api/v1/orders/", "/api/v1/customers/", "/api/v1/products/")
 
 @pytest.fixture
 def staff_user(transactional_db):
-    return get_user_model().objects.create_user(
-        STAFF_USERNAME, password=STAFF_PASSWORD, is_staff=True
+    """A staff member of the "Ops" kind: the pages need observability.view_ops."""
+    return grant_ops_permission(
+        get_user_model().objects.create_user(STAFF_USERNAME, password=STAFF_PASSWORD, is_staff=True)
     )
 
 
