@@ -6,6 +6,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.db import connections
 
 from apps.common import flusher
 
@@ -72,6 +73,19 @@ def _uses_database(item):
         item.get_closest_marker("django_db")
         or fixtures & {"db", "transactional_db", "live_server", "django_db_reset_sequences"}
     )
+
+
+@pytest.fixture(scope="module", autouse=True)
+def database_connections_closed_after_the_module():
+    """A module starts with new database connections, whichever modules ran before it.
+
+    With xdist, which modules precede one on its worker varies from run to run. A connection left
+    open carries state over: after a test changes TIME_ZONE, Django closes the PostgreSQL pool
+    and opens a new one while the open connection still comes from the old pool, so a test that
+    counts the pool's connections would count one too few.
+    """
+    yield
+    connections.close_all()
 
 
 @pytest.fixture(scope="session", autouse=True)
