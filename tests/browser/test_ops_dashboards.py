@@ -115,7 +115,9 @@ def test_the_routes_page_draws_a_sparkline_per_route_and_sorts(
     rows = page.locator("#routes-table tbody tr")
     assert rows.count() >= len(SEEDED_ROUTES)
     assert page.locator("#routes-table svg.ops-sparkline polyline").count() == rows.count()
-    page.click("#routes-table th a:text-is('p95')")
+    # The click loads a new page: read the rows of that one, not of the page it leaves.
+    with page.expect_navigation():
+        page.click("#routes-table th a:text-is('p95')")
     # The pages opened by the test are routes too; among the seeded ones, slowest first.
     routes = page.locator("#routes-table tbody tr td:first-child").all_text_contents()
     assert [route for route in routes if route in SEEDED_ROUTES] == list(reversed(SEEDED_ROUTES))
@@ -129,7 +131,8 @@ def test_a_routes_own_page_draws_its_charts_and_lists_its_problems(
     page, problems = browser_page
     sign_in(page, live_server, "/admin/ops/routes/")
 
-    page.click("#routes-table a:text-is('/api/v1/orders/')")
+    with page.expect_navigation():
+        page.click("#routes-table a:text-is('/api/v1/orders/')")
 
     assert page.title().startswith("Route GET /api/v1/orders/")
     assert chart_points(page, "chart-latency").count() >= 20
@@ -177,7 +180,8 @@ def test_the_admin_index_links_to_the_ops_pages(browser_page, live_server, scree
     page, problems = browser_page
     sign_in(page, live_server, "/admin/")
 
-    page.click("#ops-dashboards a:text-is('Overview')")
+    with page.expect_navigation():
+        page.click("#ops-dashboards a:text-is('Overview')")
 
     assert page.url == f"{live_server.url}/admin/ops/"
     page.screenshot(path=screenshots / "admin-index-to-ops.png", full_page=True)
