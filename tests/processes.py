@@ -113,6 +113,25 @@ def postgres_parameters(settings_dict):
     }
 
 
+@contextmanager
+def fresh_postgres_database(settings_dict, name):
+    """A new, empty database `name` on the server of a PostgreSQL DATABASES entry, for servers a
+    test starts; yields its DATABASE_URL and drops it (connections included) afterwards."""
+    import psycopg
+    from psycopg import sql
+
+    parameters = postgres_parameters(settings_dict)
+    drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+    with psycopg.connect(dbname="postgres", autocommit=True, **parameters) as admin:
+        admin.execute(drop)
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield postgres_url(settings_dict, name)
+    finally:
+        with psycopg.connect(dbname="postgres", autocommit=True, **parameters) as admin:
+            admin.execute(drop)
+
+
 def postgres_url(settings_dict, name=None):
     """The DATABASE_URL of database `name` (the entry's own by default) on the server of a
     PostgreSQL DATABASES entry, for a child process to reach the database the test uses."""

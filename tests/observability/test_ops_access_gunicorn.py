@@ -12,14 +12,13 @@ import psycopg
 import pytest
 import requests
 from django.db import connection
-from psycopg import sql
 
 from tests.observability.conftest import (
     environment_for_test_mode,
     prepare_staff_database,
     sign_in_as_staff,
 )
-from tests.processes import postgres_parameters, postgres_url, run_manage
+from tests.processes import fresh_postgres_database, run_manage
 
 pytestmark = [
     pytest.mark.system,
@@ -39,21 +38,9 @@ SESSION_KEY_SHAPE = re.compile(r"\b[a-z0-9]{32}\b")
 def service_database():
     """A fresh database on the pass's server, migrated, with the staff superuser; dropped after."""
     name = f"orders_silk_exploit_{os.getpid()}"
-    parameters = postgres_parameters(connection.settings_dict)
-    with psycopg.connect(dbname="postgres", autocommit=True, **parameters) as admin:
-        admin.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = postgres_url(connection.settings_dict, name)
-    try:
+    with fresh_postgres_database(connection.settings_dict, name) as url:
         prepare_staff_database(url)
         yield url
-    finally:
-        with psycopg.connect(dbname="postgres", autocommit=True, **parameters) as admin:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
 
 
 def add_staff_without_permissions(database_url):

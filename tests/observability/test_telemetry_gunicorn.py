@@ -17,12 +17,12 @@ import psycopg
 import pytest
 from django.db import connection
 from prometheus_client.parser import text_string_to_metric_families
-from psycopg import sql
 
 from apps.observability.telemetry import rows as telemetry_rows
 from tests.observability.conftest import wait_until
 from tests.processes import (
     free_port,
+    fresh_postgres_database,
     postgres_parameters,
     postgres_url,
     project_environment,
@@ -67,23 +67,13 @@ def server_database(tmp_path):
         return
     name = f"orders_telemetry_gunicorn_{os.getpid()}"
     parameters = postgres_parameters(connection.settings_dict)
-    with psycopg.connect(dbname="postgres", autocommit=True, **parameters) as admin:
-        admin.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
     def totals():
         with psycopg.connect(dbname=name, **parameters) as database:
             return read_totals(database.execute(TOTALS_QUERY).fetchone())
 
-    try:
-        yield postgres_url(connection.settings_dict, name), totals
-    finally:
-        with psycopg.connect(dbname="postgres", autocommit=True, **parameters) as admin:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
+    with fresh_postgres_database(connection.settings_dict, name) as url:
+        yield url, totals
 
 
 TOTALS_QUERY = (

@@ -10,17 +10,14 @@ import collections
 import os
 from concurrent.futures import ThreadPoolExecutor
 
-import psycopg
 import pytest
 import requests
 from django.conf import settings
 from django.db import connection
-from psycopg import sql
 
 from tests.observability.conftest import REDIS_SERVER, ThrowawayRedis
 from tests.processes import (
-    postgres_parameters,
-    postgres_url,
+    fresh_postgres_database,
     project_environment,
     run_manage,
     running_gunicorn,
@@ -39,16 +36,8 @@ def server_database_url(tmp_path):
         yield f"sqlite:///{tmp_path / 'throttle.sqlite3'}"
         return
     name = f"orders_throttle_gunicorn_{os.getpid()}"
-    parameters = postgres_parameters(connection.settings_dict)
-    drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-    with psycopg.connect(dbname="postgres", autocommit=True, **parameters) as admin:
-        admin.execute(drop)
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield postgres_url(connection.settings_dict, name)
-    finally:
-        with psycopg.connect(dbname="postgres", autocommit=True, **parameters) as admin:
-            admin.execute(drop)
+    with fresh_postgres_database(connection.settings_dict, name) as url:
+        yield url
 
 
 @pytest.fixture
