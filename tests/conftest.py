@@ -21,6 +21,10 @@ def pytest_configure(config):
     # WhiteNoise scans STATIC_ROOT when the first request loads the middleware; tests run without
     # collectstatic, so give it an existing (empty) directory rather than a warning per test.
     Path(settings.STATIC_ROOT).mkdir(parents=True, exist_ok=True)
+    # In test mode WhiteNoise serves the apps' static files through the finders. Without
+    # autorefresh, every new test client (one per test) rescans all of them when it loads the
+    # middleware, ~7 s of CPU per run; with it, a file is looked up when it is requested.
+    settings.WHITENOISE_AUTOREFRESH = True
     worker = os.environ.get("PYTEST_XDIST_WORKER")
     if worker and settings.REDIS_URL:
         use_redis_database_of_worker(int(worker.removeprefix("gw")))
