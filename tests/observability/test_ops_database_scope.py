@@ -43,9 +43,9 @@ def statement_running_in(database, marker):
 
         def running_long_enough():
             return watcher.execute(
-                "SELECT 1 FROM pg_stat_activity WHERE query LIKE %s"
+                "SELECT 1 FROM pg_stat_activity WHERE query LIKE %s AND datname = %s"
                 " AND now() - query_start > interval '200 milliseconds'",
-                [f"%AS {marker}"],
+                [f"%AS {marker}", database],
             ).fetchone()
 
         assert wait_until(running_long_enough, 10)
