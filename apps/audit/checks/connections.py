@@ -201,9 +201,17 @@ def pool_waits(scope):
     ]
 
 
+# A row lock is waited for on the holder's transaction id: the tables the waiting session has
+# locked name what it was writing.
 LOCK_WAITS_SQL = """
-SELECT COALESCE(l.relation::regclass::text, l.locktype) AS relation, COUNT(*) AS waiting,
-       MAX(EXTRACT(EPOCH FROM clock_timestamp() - a.state_change)) AS longest_seconds
+SELECT COALESCE(
+           (SELECT string_agg(DISTINCT c.relname, ', ' ORDER BY c.relname)
+            FROM pg_locks t JOIN pg_class c ON c.oid = t.relation
+            WHERE t.pid = l.pid AND t.locktype = 'relation' AND c.relkind IN ('r', 'p')
+              AND c.relnamespace <> 'pg_catalog'::regnamespace),
+           l.locktype) AS relation,
+       COUNT(*) AS waiting,
+       MAX(EXTRACT(EPOCH FROM clock_timestamp() - a.query_start)) AS longest_seconds
 FROM pg_locks l
 JOIN pg_stat_activity a ON a.pid = l.pid
 WHERE NOT l.granted AND a.datname = current_database()

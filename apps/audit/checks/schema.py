@@ -3,7 +3,7 @@
 from django.conf import settings
 
 from apps.audit import database
-from apps.audit.report import INFO, WARNING, Finding
+from apps.audit.report import CRITICAL, INFO, WARNING, Finding
 from apps.observability.ops import database_report
 
 SEQUENTIAL_SCANS_SQL = """
@@ -29,7 +29,9 @@ def foreign_key_indexes(scope):
     return [
         Finding(
             f"fk-unindexed:{row['table_name']}.{'_'.join(row['columns'])}",
-            WARNING,
+            # Every foreign key here is meant to lead an index: one without grows into full
+            # scans of the table on each delete of the row it references.
+            CRITICAL,
             f"Foreign key {row['table_name']}({', '.join(row['columns'])}) has no index",
             f"{row['table_name']}.{', '.join(row['columns'])} references "
             f"{row['referenced_table']} ({row['constraint_name']}) and no index starts with "

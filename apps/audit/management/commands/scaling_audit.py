@@ -54,7 +54,12 @@ class Command(BaseCommand):
         export(record_run(report))
         text = rendering.as_json(report) if format == "json" else rendering.as_markdown(report)
         if output:
-            Path(output).write_text(text)
+            try:
+                Path(output).write_text(text)
+            except OSError as error:
+                raise CommandError(
+                    f"--output: cannot write {output} ({error.strerror})", returncode=2
+                ) from None
         else:
             self.stdout.write(text, ending="")
         summary = f"Scaling Safety: {report.gate.verdict} ({report.gate.reason})"
