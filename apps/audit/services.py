@@ -1,13 +1,15 @@
 """Running the audit, recording its result, and pruning old runs."""
 
 import datetime as dt
+import json
 import logging
 import time
 
+from django.conf import settings
 from django.db import router
 from django.utils import timezone
 
-from apps.audit import database
+from apps.audit import database, rendering
 from apps.audit.checks import CHECKS
 from apps.audit.models import AuditRun
 from apps.audit.report import WARNING, Finding, Report, Scope, decide
@@ -66,8 +68,6 @@ def run_audit(minutes, instances, fail_on, now=None, checks=CHECKS):
 
 
 def deployment_summary():
-    from django.conf import settings
-
     return {
         "environment": settings.DJANGO_ENV,
         "release": settings.GIT_SHA,
@@ -90,7 +90,8 @@ def record_run(report):
         instances=report.scope.instances,
         critical=counts["critical"],
         warnings=counts["warning"],
-        report=report.as_json(),
+        # Through the JSON the command writes: every figure in a form jsonb stores.
+        report=json.loads(rendering.as_json(report)),
     )
 
 

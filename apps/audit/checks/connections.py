@@ -56,8 +56,8 @@ def _server_budget(scope, alias, label):
         "available": available,
         "in_use": limits["in_use"],
     }
-    used_percent = 100 * demand / available if available > 0 else float("inf")
-    data["used_percent"] = round(used_percent, 1)
+    used_percent = 100 * demand / available if available > 0 else None
+    data["used_percent"] = None if used_percent is None else round(used_percent, 1)
     identifier = "connection-budget" if alias == database.ALIAS else f"connection-budget:{alias}"
     if demand > available:
         most = max(available // (scope.instances * settings.WEB_CONCURRENCY), 0)
@@ -250,7 +250,14 @@ def _sequence_statements():
         " AND query ILIKE %s",
         (f"UPDATE %{table}%",),
     )
-    return rows[0] if rows and rows[0]["calls"] else {"calls": 0, "mean_ms": None, "max_ms": None}
+    if not rows or not rows[0]["calls"]:
+        return {"calls": 0, "mean_ms": None, "max_ms": None}
+    (row,) = rows
+    return {
+        "calls": int(row["calls"]),
+        "mean_ms": float(row["mean_ms"]),
+        "max_ms": float(row["max_ms"]),
+    }
 
 
 def _busiest_numbering(scope):
