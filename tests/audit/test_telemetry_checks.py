@@ -8,7 +8,7 @@ from django.utils import timezone
 from apps.audit.checks import configuration, queries, traffic
 from apps.audit.report import CRITICAL, INFO, WARNING
 from apps.observability.telemetry.aggregation import bucket_index
-from apps.observability.telemetry.models import RequestMinute
+from apps.observability.telemetry.models import RequestMinute, RequestQuarterHour
 from apps.observability.telemetry.rows import BUCKET_FIELDS
 from apps.profiling.models import QueryFinding
 from tests.audit.conftest import finding, ids, scope
@@ -75,6 +75,26 @@ def test_traffic_before_the_window_is_not_judged():
 
     assert ids(traffic.request_health(scope(minutes=60))) == ["requests"]
     assert finding(traffic.request_health(scope(minutes=60)), "requests").severity == INFO
+
+
+def test_a_long_window_is_read_from_the_quarter_hour_rollup():
+    two_days_ago = timezone.now() - dt.timedelta(days=2)
+    RequestQuarterHour.objects.create(
+        quarter_hour=two_days_ago.replace(minute=0, second=0, microsecond=0),
+        route="/api/v1/orders/",
+        method="GET",
+        requests=100,
+        status_2xx=90,
+        status_5xx=10,
+        duration_sum_ms=2000,
+        duration_max_ms=20,
+        **{BUCKET_FIELDS[bucket_index(20)]: 100},
+    )
+
+    requests = finding(traffic.request_health(scope(minutes=3 * 24 * 60)), "requests")
+
+    assert requests.severity == CRITICAL
+    assert requests.data["read_from"] == RequestQuarterHour._meta.db_table
 
 
 # --- Query findings -------------------------------------------------------------------------------
