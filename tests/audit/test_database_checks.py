@@ -13,6 +13,7 @@ from apps.audit.checks import connections as connection_checks
 from apps.audit.checks import queries, schema
 from apps.audit.report import CRITICAL, INFO, WARNING
 from apps.observability.telemetry.models import ErrorGroup
+from apps.profiling.models import QueryFinding
 from tests.audit.conftest import finding, ids, on_postgresql, scope
 from tests.orders.factories import make_customer, make_organization
 
@@ -215,7 +216,34 @@ def test_a_session_waiting_on_the_order_number_row_is_seen(settings):
 def test_no_lock_wait_is_reported_as_such(settings):
     settings.SCALING_AUDIT_LOCK_SAMPLES = 1
 
-    findings = connection_checks.hot_rows(scope())
+    assert finding(connection_checks.hot_rows(scope()), "lock-waits").severity == INFO
 
-    assert finding(findings, "lock-waits").severity == INFO
-    assert finding(findings, "hot-row:order-number").severity == INFO
+
+def test_slow_order_numbering_statements_mark_the_order_number_row_as_waited_on():
+    now = timezone.now()
+    QueryFinding.objects.create(
+        key="numbering",
+        kind=QueryFinding.Kind.SLOW,
+        fingerprint="0" * 16,
+        sample_sql='UPDATE "orders_ordernumbersequence" SET "last_number" = ("last_number" + ?)',
+        callsite="apps/orders/services.py:77",
+        source="/api/v1/orders/",
+        occurrences=11,
+        max_repeats=1,
+        total_ms=3077.6,
+        max_ms=417.1,
+        first_seen=now,
+        last_seen=now,
+    )
+
+    row = finding(connection_checks.hot_rows(scope()), "hot-row:order-number")
+
+    assert row.severity == WARNING
+    assert "11 of its statements took LOG_SLOW_QUERY_MS" in row.evidence
+    assert "slowest 417 ms" in row.evidence
+
+
+def test_the_order_number_row_without_waits_is_information(settings):
+    settings.SCALING_AUDIT_LOCK_SAMPLES = 1
+
+    assert finding(connection_checks.hot_rows(scope()), "hot-row:order-number").severity == INFO

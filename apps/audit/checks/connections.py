@@ -4,15 +4,17 @@ import time
 
 from django.conf import settings
 from django.db import DatabaseError, connections
-from django.db.models import Count, Max
+from django.db.models import Count, Max, Sum
 from django.db.models.functions import TruncMinute
 
 from apps.audit import database
+from apps.audit.checks.queries import statements_schema
 from apps.audit.report import CRITICAL, INFO, WARNING, Finding
 from apps.common.database import all_pool_statistics, replica_aliases
 from apps.observability.metrics import registry as metrics
 from apps.observability.telemetry.models import ErrorGroup
 from apps.orders.models import Order, OrderNumberSequence
+from apps.profiling.models import QueryFinding
 
 SERVER_LIMITS_SQL = """
 SELECT current_setting('max_connections')::int AS max_connections,
@@ -236,8 +238,6 @@ def sample_lock_waits(samples, interval):
 
 def _sequence_statements():
     """pg_stat_statements' figures of the order-number UPDATE, or None without the extension."""
-    from apps.audit.checks.queries import statements_schema
-
     schema = statements_schema()
     if schema is None:
         return None
@@ -273,88 +273,100 @@ def _busiest_numbering(scope):
     return busiest["most"] or 0
 
 
-def hot_rows(scope):
-    table = OrderNumberSequence._meta.db_table
-    per_minute = _busiest_numbering(scope)
-    if not database.is_postgres():
-        return [
-            Finding(
-                "hot-rows",
-                INFO,
-                "Lock waits are not visible on SQLite",
-                f"SQLite serialises every writer on the file; at most {per_minute} orders of one "
-                f"organization were numbered in one minute of the last {scope.minutes} min "
-                f"(the {table} row).",
-            )
-        ]
-    samples, interval = settings.SCALING_AUDIT_LOCK_SAMPLES, 0.2
+def _slow_numbering(scope, table):
+    """The query inspector's slow findings on the order-number row in the window: its waits."""
+    return QueryFinding.objects.filter(
+        kind=QueryFinding.Kind.SLOW, last_seen__gte=scope.since, sample_sql__icontains=table
+    ).aggregate(occurrences=Sum("occurrences"), total_ms=Sum("total_ms"), max_ms=Max("max_ms"))
+
+
+def _lock_waits(samples, interval):
     waits = sample_lock_waits(samples, interval)
     (deadlocks,) = database.fetch(DEADLOCKS_SQL)
-    sequence = _sequence_statements()
-    data = {
-        "lock_waits": waits,
-        "samples": samples,
-        "deadlocks_since_reset": deadlocks["deadlocks"],
-        "order_number_row": {"busiest_orders_per_minute": per_minute, "statements": sequence},
-    }
-    findings = []
-    sampled = f"pg_locks sampled {samples} times over {samples * interval:.1f} s"
-    if waits:
-        listing = "; ".join(
-            f"{relation}: {seen['waiting']} waiting, longest {seen['longest_seconds']:.2f} s"
-            for relation, seen in sorted(waits.items())
+    data = {"lock_waits": waits, "samples": samples, "deadlocks": deadlocks["deadlocks"]}
+    sampled = (
+        f"pg_locks sampled {samples} times over {samples * interval:.1f} s; "
+        f"{deadlocks['deadlocks']} deadlocks since the statistics were reset"
+    )
+    if not waits:
+        return waits, Finding(
+            "lock-waits",
+            INFO,
+            "No session waited for a lock",
+            f"{sampled}: no lock wait.",
+            "",
+            data,
         )
-        findings.append(
-            Finding(
-                "lock-waits",
-                WARNING,
-                "Sessions were waiting for locks",
-                f"{sampled}: {listing}; {deadlocks['deadlocks']} deadlocks since the statistics "
-                "were reset.",
-                "Find the blocking transaction (Ops > Database, long-running statements) and "
-                "keep transactions that lock shared rows short.",
-                data,
-            )
+    listing = "; ".join(
+        f"{relation}: {seen['waiting']} waiting, longest {seen['longest_seconds']:.2f} s"
+        for relation, seen in sorted(waits.items())
+    )
+    return waits, Finding(
+        "lock-waits",
+        WARNING,
+        "Sessions were waiting for locks",
+        f"{sampled}: {listing}.",
+        "Find the blocking transaction (Ops > Database, long-running statements) and keep "
+        "transactions that lock shared rows short.",
+        data,
+    )
+
+
+def hot_rows(scope):
+    """Lock waits now, and the per-organization order-number row with its wait figures."""
+    table = OrderNumberSequence._meta.db_table
+    findings, figures = [], []
+    waiting_now = 0
+    if database.is_postgres():
+        waits, lock_finding = _lock_waits(settings.SCALING_AUDIT_LOCK_SAMPLES, 0.2)
+        findings.append(lock_finding)
+        waiting_now = sum(seen["waiting"] for name, seen in waits.items() if table in name)
+        figures.append(f"{waiting_now} session(s) waiting on it in the samples")
+    per_minute = _busiest_numbering(scope)
+    slow = _slow_numbering(scope, table)
+    sequence = _sequence_statements() if database.is_postgres() else None
+    threshold = settings.SCALING_AUDIT_HOT_ROW_WAIT_MS
+    waited = []
+    if slow["occurrences"]:
+        figures.append(
+            f"{slow['occurrences']} of its statements took LOG_SLOW_QUERY_MS "
+            f"({settings.LOG_SLOW_QUERY_MS} ms) or more in sampled requests, slowest "
+            f"{slow['max_ms']:.0f} ms, {slow['total_ms']:.0f} ms in total (query findings)"
         )
-    else:
-        findings.append(
-            Finding(
-                "lock-waits",
-                INFO,
-                "No session waited for a lock",
-                f"{sampled}: no lock wait; {deadlocks['deadlocks']} deadlocks since the "
-                "statistics were reset.",
-                "",
-                data,
-            )
-        )
+        waited.append("slow statements")
     if sequence is None:
-        wait_text = "pg_stat_statements is not installed, so its statement times are unknown"
-        severity, mean = INFO, None
+        figures.append("pg_stat_statements is not installed: no mean time of its UPDATE")
     else:
         mean = sequence["mean_ms"]
-        wait_text = (
-            f"its UPDATE ran {sequence['calls']} times, mean {mean or 0:.2f} ms, "
-            f"max {sequence['max_ms'] or 0:.2f} ms (lock waits included)"
+        figures.append(
+            f"its UPDATE ran {sequence['calls']} times, mean {mean or 0:.2f} ms, max "
+            f"{sequence['max_ms'] or 0:.2f} ms, lock waits included (pg_stat_statements)"
         )
-        severity = (
-            WARNING if mean is not None and mean > settings.SCALING_AUDIT_HOT_ROW_WAIT_MS else INFO
-        )
-    waiting_now = waits.get(table, {}).get("waiting", 0)
+        if mean is not None and mean > threshold:
+            waited.append(f"a mean UPDATE above SCALING_AUDIT_HOT_ROW_WAIT_MS ({threshold:g} ms)")
+    if waiting_now:
+        waited.append("sessions waiting on it")
     findings.append(
         Finding(
             "hot-row:order-number",
-            severity,
-            "The per-organization order-number row serialises an organization's orders",
-            f"{table}: one row per organization, locked until each order's transaction ends; "
-            f"at most {per_minute} orders of one organization in one minute of the last "
-            f"{scope.minutes} min; {wait_text}; {waiting_now} waiting in the samples.",
-            "Keep order creation's transaction short; past a few hundred orders per second for "
-            "one organization, hand out numbers from a PostgreSQL sequence per organization or "
-            "in blocks."
-            if severity != INFO
+            WARNING if waited else INFO,
+            "The per-organization order-number row"
+            + (" is waited on" if waited else " serialises an organization's orders"),
+            f"{table}: one row per organization, locked from numbering until the order's "
+            f"transaction ends; at most {per_minute} orders of one organization in one minute of "
+            f"the last {scope.minutes} min; " + "; ".join(figures) + ".",
+            "Keep order creation's transaction short (number last, just before commit); past a "
+            "few hundred orders a second for one organization, hand out numbers in blocks or "
+            "from a PostgreSQL sequence per organization."
+            if waited
             else "",
-            {"table": table, "busiest_orders_per_minute": per_minute, "statements": sequence},
+            {
+                "table": table,
+                "busiest_orders_per_minute": per_minute,
+                "slow_statements": slow,
+                "statements": sequence,
+                "waiting_in_samples": waiting_now,
+            },
         )
     )
     return findings
