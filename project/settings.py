@@ -8,6 +8,7 @@ import os
 import subprocess
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from csp.constants import NONCE, NONE, REPORT_SAMPLE, SELF
 from django.core.exceptions import ImproperlyConfigured
@@ -87,6 +88,8 @@ INSTALLED_APPS = [
     "rest_framework_api_key",
     "apps.tenants",
     "apps.orders",
+    # The scaling audit (manage.py scaling_audit, /admin/ops/audit/): reads every app above.
+    "apps.audit",
     # Admin login lockouts after repeated failures; its attempts are in the admin, to unlock.
     "axes",
 ]
@@ -329,7 +332,18 @@ USE_TZ = True
 
 # --- Static files --------------------------------------------------------------------------------
 
-STATIC_URL = "/static/"
+# A CDN in front of the service: its URL (https://cdn.example.com/static/), whose origin pulls
+# /static/ from WhiteNoise; the Content-Security-Policy below allows that origin.
+STATIC_URL = env.str("DJANGO_STATIC_URL", default="/static/")
+_static_parts = urlsplit(STATIC_URL)
+if not STATIC_URL.endswith("/") or not (
+    STATIC_URL.startswith("/")
+    or (_static_parts.scheme in {"http", "https"} and _static_parts.netloc)
+):
+    raise ImproperlyConfigured(
+        f"DJANGO_STATIC_URL: {STATIC_URL!r} is not a path or an http(s) URL ending with /"
+    )
+STATIC_ORIGIN = f"{_static_parts.scheme}://{_static_parts.netloc}" if _static_parts.netloc else ""
 STATIC_ROOT = Path(env.str("DJANGO_STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -369,14 +383,15 @@ X_FRAME_OPTIONS = "DENY"
 # Content-Security-Policy (django-csp): scripts and styles from this origin, or inline with the
 # request's nonce (`request.csp_nonce`); nothing from another host. docs/deployment.md says how
 # to extend it.
+_static_sources = [STATIC_ORIGIN] if STATIC_ORIGIN else []
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
-        "default-src": [SELF],
+        "default-src": [SELF, *_static_sources],
         # A report quotes the start of what was refused: enough to find it.
-        "script-src": [SELF, NONCE, REPORT_SAMPLE],
-        "style-src": [SELF, NONCE, REPORT_SAMPLE],
+        "script-src": [SELF, *_static_sources, NONCE, REPORT_SAMPLE],
+        "style-src": [SELF, *_static_sources, NONCE, REPORT_SAMPLE],
         # Swagger UI and the admin draw some icons from data: URIs.
-        "img-src": [SELF, "data:"],
+        "img-src": [SELF, *_static_sources, "data:"],
         "object-src": [NONE],
         "base-uri": [NONE],
         "form-action": [SELF],
@@ -600,6 +615,52 @@ if SILK_ENABLED:
         MIDDLEWARE.index("csp.middleware.CSPMiddleware") + 1,
         "apps.profiling.silk_csp.SilkContentSecurityPolicyMiddleware",
     )
+
+# --- Scaling audit (manage.py scaling_audit, apps/audit) ----------------------------------------
+
+# Instances (pods, hosts) of the service the audit sizes the connection budget for; its
+# --instances option overrides it. The Kubernetes Job passes the HPA's maximum.
+SCALING_INSTANCES = env.int("SCALING_INSTANCES", default=1, minimum=1)
+# Share of the database's available connections above which the budget warns.
+SCALING_AUDIT_CONNECTION_WARNING_PERCENT = env.float(
+    "SCALING_AUDIT_CONNECTION_WARNING_PERCENT", default=80.0, minimum=1, maximum=100
+)
+# 5xx rate of the window that warns, and that fails the gate.
+SCALING_AUDIT_ERROR_RATE_WARNING = env.float(
+    "SCALING_AUDIT_ERROR_RATE_WARNING", default=0.01, minimum=0, maximum=1
+)
+SCALING_AUDIT_ERROR_RATE_CRITICAL = env.float(
+    "SCALING_AUDIT_ERROR_RATE_CRITICAL", default=0.05, minimum=0, maximum=1
+)
+# Rate of requests at or above LOG_SLOW_REQUEST_MS that warns.
+SCALING_AUDIT_SLOW_RATE_WARNING = env.float(
+    "SCALING_AUDIT_SLOW_RATE_WARNING", default=0.05, minimum=0, maximum=1
+)
+# A route's p95 is judged against LOG_SLOW_REQUEST_MS once it has this many requests.
+SCALING_AUDIT_MIN_ROUTE_REQUESTS = env.int(
+    "SCALING_AUDIT_MIN_ROUTE_REQUESTS", default=20, minimum=1
+)
+# A table this large read mostly (above the percent) by sequential scans warns.
+SCALING_AUDIT_LARGE_TABLE_ROWS = env.int(
+    "SCALING_AUDIT_LARGE_TABLE_ROWS", default=100_000, minimum=1
+)
+SCALING_AUDIT_SEQUENTIAL_SCAN_PERCENT = env.float(
+    "SCALING_AUDIT_SEQUENTIAL_SCAN_PERCENT", default=50.0, minimum=0, maximum=100
+)
+# Mean time (ms) of the order-number UPDATE, lock waits included, above which it warns.
+SCALING_AUDIT_HOT_ROW_WAIT_MS = env.float("SCALING_AUDIT_HOT_ROW_WAIT_MS", default=50.0, minimum=0)
+# How many times pg_locks is sampled (0.2 s apart) for lock waits.
+SCALING_AUDIT_LOCK_SAMPLES = env.int("SCALING_AUDIT_LOCK_SAMPLES", default=5, minimum=1, maximum=50)
+# One organization's share of the largest tenant table above which sharding warns.
+SCALING_AUDIT_TENANT_SHARE_PERCENT = env.float(
+    "SCALING_AUDIT_TENANT_SHARE_PERCENT", default=60.0, minimum=1, maximum=100
+)
+# Statements listed from pg_stat_statements (those slower than LOG_SLOW_QUERY_MS warn).
+SCALING_AUDIT_STATEMENTS = env.int("SCALING_AUDIT_STATEMENTS", default=5, minimum=1, maximum=50)
+# The Prometheus alert rules the audit validates (promtool check rules, when installed).
+SCALING_AUDIT_ALERT_RULES = env.str(
+    "SCALING_AUDIT_ALERT_RULES", default=str(BASE_DIR / "deploy" / "prometheus" / "rules.yml")
+)
 
 # --- Process model -------------------------------------------------------------------------------
 

@@ -12,6 +12,8 @@ handler400 = "apps.api.errors.bad_request"
 handler500 = "apps.api.errors.server_error"
 
 urlpatterns = [
+    # The scaling audit's page (apps/audit), among the ops pages but not imported by them.
+    path("admin/ops/audit/", include("apps.audit.urls")),
     # Ops dashboards (staff); before the admin, whose admin/<app_label>/ would catch them.
     path("admin/ops/", include("apps.observability.ops.urls")),
     path("admin/", admin.site.urls),

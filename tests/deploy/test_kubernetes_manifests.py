@@ -38,8 +38,23 @@ def deployment():
     return resource("Deployment")
 
 
+def job(component):
+    found = [
+        document
+        for document in resources()
+        if document["kind"] == "Job"
+        and document["metadata"]["labels"]["app.kubernetes.io/component"] == component
+    ]
+    assert len(found) == 1, f"expected one {component} Job, found {len(found)}"
+    return found[0]
+
+
 def migration_job():
-    return resource("Job")
+    return job("migrate")
+
+
+def scaling_audit_job():
+    return job("scaling-audit")
 
 
 def web_container():
@@ -54,7 +69,12 @@ def prune_silk_job():
 
 
 def workload(kind):
-    return {"Deployment": deployment, "Job": migration_job, "CronJob": prune_silk_job}[kind]()
+    return {
+        "Deployment": deployment,
+        "Job": migration_job,
+        "AuditJob": scaling_audit_job,
+        "CronJob": prune_silk_job,
+    }[kind]()
 
 
 def only_container(kind):
@@ -73,7 +93,7 @@ def pre_stop_sleep_seconds():
     return int(command[1])
 
 
-WORKLOADS = ["Deployment", "Job", "CronJob"]
+WORKLOADS = ["Deployment", "Job", "AuditJob", "CronJob"]
 
 
 def test_manifests_pass_strict_kubernetes_validation():
@@ -187,7 +207,7 @@ def test_environment_comes_from_the_configmap_and_the_secret(kind):
 
 def test_configuration_keys_are_variables_that_settings_reads():
     keys = set(resource("ConfigMap")["data"]) | set(resource("Secret")["stringData"])
-    for container in (web_container(), only_container("Job")):
+    for container in (web_container(), only_container("Job"), only_container("AuditJob")):
         keys |= {variable["name"] for variable in container.get("env", [])}
     unknown = keys - settings_variables()
     assert not unknown, f"project/settings.py never reads {sorted(unknown)}"
@@ -231,8 +251,8 @@ def test_selects_web_pods_and_not_job_pods(kind, selector_path):
     for key in selector_path:
         selector = selector[key]
     assert selects(selector, deployment()["spec"]["template"]["metadata"]["labels"])
-    for job in (migration_job(), prune_silk_job()):
-        assert not selects(selector, job["spec"]["template"]["metadata"]["labels"])
+    for job_ in (migration_job(), scaling_audit_job(), prune_silk_job()):
+        assert not selects(selector, job_["spec"]["template"]["metadata"]["labels"])
 
 
 def test_service_targets_the_web_container_port():
@@ -279,3 +299,21 @@ def test_silk_pruning_runs_on_a_schedule_never_overlapping_with_the_release_imag
     assert cron_job["spec"]["concurrencyPolicy"] == "Forbid"
     assert container["image"] == web_container()["image"]
     assert prune_silk_job()["spec"]["template"]["spec"]["restartPolicy"] == "Never"
+
+
+def test_scaling_audit_job_runs_the_gate_with_the_release_image_and_the_web_configuration():
+    container = only_container("AuditJob")
+    assert "manage.py scaling_audit" in " ".join(container["command"] + container.get("args", []))
+    assert container["image"] == web_container()["image"]
+    assert container["envFrom"] == web_container()["envFrom"]
+    assert scaling_audit_job()["spec"]["template"]["spec"]["restartPolicy"] == "Never"
+
+
+def test_scaling_audit_job_budgets_for_the_autoscalers_maximum():
+    variables = {item["name"]: item["value"] for item in only_container("AuditJob")["env"]}
+    maximum = resource("HorizontalPodAutoscaler")["spec"]["maxReplicas"]
+    assert int(variables["SCALING_INSTANCES"]) == maximum
+
+
+def test_scaling_audit_job_is_never_retried():
+    assert scaling_audit_job()["spec"]["backoffLimit"] == 0

@@ -472,6 +472,15 @@ def report(statement_limit=10):
     return {"vendor": connection.vendor, **sections}
 
 
+def unindexed_foreign_keys():
+    """The foreign keys of the primary database whose columns lead no index (rows)."""
+    connection = connections[ALIAS]
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            return _postgres_unindexed_foreign_keys(cursor).rows
+        return _sqlite_unindexed_foreign_keys(cursor).rows
+
+
 def statements_report(limit=TOP_STATEMENTS):
     """The top statements section alone (its own page lists more of them)."""
     connection = connections[ALIAS]

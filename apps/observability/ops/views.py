@@ -99,6 +99,7 @@ def _links():
         "error_groups": reverse("admin:observability_errorgroup_changelist"),
         "findings": _reverse_or_none("admin:profiling_queryfinding_changelist"),
         "silk": _reverse_or_none("silk:summary") if settings.SILK_ENABLED else None,
+        "audit": _reverse_or_none("audit:report"),
     }
 
 
