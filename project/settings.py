@@ -249,9 +249,11 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env.redis_url("REDIS_URL", default="")
 REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", default=0.5, minimum=0.01)
+# Every cache key starts with it: services (or test runs) sharing one Redis database never meet.
+REDIS_KEY_PREFIX = env.str("REDIS_KEY_PREFIX", default="orders")
 
 
-def cache_settings(redis_url):
+def cache_settings(redis_url, key_prefix=REDIS_KEY_PREFIX):
     """Redis through django-redis when a URL is given, else this process's memory."""
     if not redis_url:
         return {
@@ -266,7 +268,7 @@ def cache_settings(redis_url):
             # Django's class: django-prometheus' one returns the default for falsy values.)
             "BACKEND": "django_prometheus.cache.backends.redis.RedisCache",
             "LOCATION": redis_url,
-            "KEY_PREFIX": "orders",
+            "KEY_PREFIX": key_prefix,
             "OPTIONS": {
                 # django-redis' client, logging an outage when it starts and ends and counting
                 # every failed call (orders_cache_failures_total).

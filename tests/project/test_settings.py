@@ -178,6 +178,13 @@ def test_redis_url_selects_django_redis_failing_open_with_socket_timeouts():
     assert cache["OPTIONS"]["SOCKET_CONNECT_TIMEOUT"] == 0.5
 
 
+def test_redis_key_prefix_starts_every_cache_key():
+    cache = settings_of(
+        PRINT_DEFAULT_CACHE, REDIS_URL="redis://cache:6379/1", REDIS_KEY_PREFIX="orders-eu"
+    )
+    assert cache["KEY_PREFIX"] == "orders-eu"
+
+
 def test_without_redis_the_cache_is_local_memory():
     cache = settings_of(PRINT_DEFAULT_CACHE)
     assert cache["BACKEND"] == "django.core.cache.backends.locmem.LocMemCache"
