@@ -400,7 +400,11 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["apps.tenants.authentication.HasOrganizationAPIKey"],
     # API_THROTTLE_RATE per key, counted in the (shared) cache.
     "DEFAULT_THROTTLE_CLASSES": ["apps.tenants.throttling.APIKeyRateThrottle"],
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    # DRF's browsable API (HTML for a browser) in development only; JSON only elsewhere.
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        *(["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else []),
+    ],
     # JSON only, limited to DJANGO_MAX_BODY_BYTES (413 beyond).
     "DEFAULT_PARSER_CLASSES": ["apps.api.parsers.LimitedJSONParser"],
     "DEFAULT_PAGINATION_CLASS": "apps.api.pagination.ApiCursorPagination",

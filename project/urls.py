@@ -2,6 +2,8 @@ from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
+from project import views
+
 admin.site.site_header = "Orders service"
 admin.site.site_title = "Orders service admin"
 admin.site.index_title = "Operations"
@@ -12,6 +14,8 @@ handler400 = "apps.api.errors.bad_request"
 handler500 = "apps.api.errors.server_error"
 
 urlpatterns = [
+    # The landing page: what this is and a link to everything below.
+    path("", views.home, name="home"),
     # Ops dashboards (staff); before the admin, whose admin/<app_label>/ would catch them.
     path("admin/ops/", include("apps.observability.ops.urls")),
     path("admin/", admin.site.urls),

@@ -5,7 +5,13 @@ import json
 
 import pytest
 
-from tests.processes import production_environment, project_environment, run_manage, run_python
+from tests.processes import (
+    STRONG_SECRET_KEY,
+    production_environment,
+    project_environment,
+    run_manage,
+    run_python,
+)
 
 pytestmark = pytest.mark.system
 
@@ -204,3 +210,24 @@ def test_each_bad_value_is_reported_by_name(variable, value):
     result = run_manage("check", environment=project_environment(**{variable: value}))
     assert result.returncode == 2
     assert f"Configuration error: {variable}:" in result.stderr
+
+
+PRINT_RENDERERS = (
+    "import json; from django.conf import settings; "
+    "print(json.dumps(settings.REST_FRAMEWORK['DEFAULT_RENDERER_CLASSES']))"
+)
+
+
+def test_the_browsable_api_is_rendered_in_development():
+    renderers = settings_of(PRINT_RENDERERS, DJANGO_ENV="development")
+    assert "rest_framework.renderers.BrowsableAPIRenderer" in renderers
+
+
+def test_production_renders_json_only():
+    renderers = settings_of(
+        PRINT_RENDERERS,
+        DJANGO_ENV="production",
+        DJANGO_SECRET_KEY=STRONG_SECRET_KEY,
+        DJANGO_ALLOWED_HOSTS="orders.example.com",
+    )
+    assert renderers == ["rest_framework.renderers.JSONRenderer"]
