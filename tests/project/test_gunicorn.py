@@ -7,16 +7,22 @@ processes forked from the warmed-up helper of tests/fresh_python.py.
 import json
 import os
 import re
+import socket
+import subprocess
 
 import pytest
 import requests
 
 from tests.processes import (
+    GUNICORN,
+    PROJECT_DIR,
+    free_port,
     gunicorn_server,
     production_environment,
     project_environment,
     run_manage,
     run_python,
+    running_gunicorn,
 )
 
 pytestmark = pytest.mark.system
@@ -175,3 +181,34 @@ def test_unknown_host_is_refused_but_probes_answer(production_server):
     )
     assert page.status_code == 400
     assert probe.status_code == 200
+
+
+def test_a_busy_port_stops_gunicorn_with_one_line_naming_port(tmp_path):
+    port = free_port()
+    environment = project_environment(DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    with socket.create_server(("127.0.0.1", port)):
+        result = subprocess.run(
+            [GUNICORN, "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}"],
+            cwd=PROJECT_DIR,
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    assert result.returncode == 2
+    assert f"Configuration error: PORT: {port} on 127.0.0.1 is in use already" in result.stderr
+    assert "PORT=" in result.stderr
+    assert "Connection in use" not in result.stderr
+
+
+def test_gunicorn_says_serving_on_once_it_has_bound_the_port(tmp_path):
+    environment = project_environment(
+        DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}", WEB_CONCURRENCY="1"
+    )
+    with running_gunicorn(environment, log_path=tmp_path / "gunicorn.log") as server:
+        log = server.log()
+
+    listening = log.index(f"Listening at: {server.base_url}")
+    assert log.index(f"Serving on {server.base_url}") > listening

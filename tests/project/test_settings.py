@@ -2,6 +2,7 @@
 forked from the warmed-up helper of tests/fresh_python.py, which has never loaded them)."""
 
 import json
+import uuid
 
 import pytest
 
@@ -231,3 +232,27 @@ def test_production_renders_json_only():
         DJANGO_ALLOWED_HOSTS="orders.example.com",
     )
     assert renderers == ["rest_framework.renderers.JSONRenderer"]
+
+
+@pytest.mark.django_db
+def test_a_database_that_does_not_exist_stops_manage_py_with_one_line_naming_it():
+    from django.db import connection
+
+    from tests.processes import postgres_url
+
+    if connection.vendor != "postgresql":
+        pytest.skip("runs in the PostgreSQL pass")
+    missing = f"orders_missing_{uuid.uuid4().hex[:8]}"
+    environment = project_environment(
+        DJANGO_ENV="test", DATABASE_URL=postgres_url(connection.settings_dict, missing)
+    )
+
+    result = run_manage("migrate", "--noinput", environment=environment)
+
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"Configuration error: DATABASE_URL: database {missing!r} does not exist on "
+        f"{connection.settings_dict['HOST']}:{connection.settings_dict['PORT']}; create it "
+        f"(createdb -h {connection.settings_dict['HOST']} -p {connection.settings_dict['PORT']} "
+        f"-U {connection.settings_dict['USER']} {missing}) or correct the URL"
+    ]
