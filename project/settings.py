@@ -328,6 +328,8 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = env.str("DJANGO_TIME_ZONE", default="UTC")
 USE_I18N = True
 USE_TZ = True
+# One way to write a time everywhere (the admin as the ops pages): project/formats/en/formats.py.
+FORMAT_MODULE_PATH = ["project.formats"]
 
 # --- Static files --------------------------------------------------------------------------------
 

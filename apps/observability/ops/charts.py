@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from django.template.loader import render_to_string
 from django.utils.safestring import mark_safe
 
+from apps.common.units import format_number
+
 WIDTH = 600
 HEIGHT = 210
 LEFT, RIGHT, TOP, BOTTOM = 78, 14, 12, 42
@@ -30,19 +32,7 @@ class Series:
     values: list  # one number per time bucket, None where the bucket has no data (a gap)
 
 
-def _number(value):
-    """A compact number: 1234 → 1,234; 12.5 → 12.5; 0.25 → 0.25."""
-    if value == int(value):
-        return f"{int(value):,}"
-    if abs(value) >= 100:
-        return f"{value:,.0f}"
-    if abs(value) >= 10:
-        return f"{value:.1f}"
-    return f"{value:.2f}".rstrip("0").rstrip(".")
-
-
-def format_milliseconds(value):
-    return f"{_number(value / 1000)} s" if value >= 1000 else f"{_number(value)} ms"
+_number = format_number
 
 
 def format_percent(value):
@@ -55,14 +45,6 @@ def format_per_minute(value):
 
 def format_count(value):
     return _number(value)
-
-
-def format_bytes(value):
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{_number(round(value, 1))} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
 
 
 def nice_step(maximum, ticks=Y_TICKS):

@@ -8,36 +8,30 @@ from django.contrib import admin, messages
 from django.db.models import F, Sum, Window
 from django.utils import timezone
 
+from apps.common.admin import ReadOnlyModelAdmin
+from apps.common.units import format_milliseconds
 from apps.observability.telemetry.models import ErrorGroup, RequestMinute, SlowRequest, rate
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+class TelemetryAdmin(ReadOnlyModelAdmin):
+    class Media:
+        css = {"all": ["ops/admin-changelist.css"]}
 
 
 @admin.register(RequestMinute)
-class RequestMinuteAdmin(ReadOnlyAdmin):
+class RequestMinuteAdmin(TelemetryAdmin):
     list_display = [
         "minute",
         "method",
         "route",
         "requests",
-        "status_2xx",
-        "status_3xx",
         "status_4xx",
         "status_5xx",
         "error_rate",
         "route_error_rate",
         "slow",
-        "average_ms",
-        "duration_max_ms",
+        "average",
+        "slowest",
         "query_count",
     ]
     list_filter = ["route", "method", ("minute", admin.DateFieldListFilter)]
@@ -67,33 +61,42 @@ class RequestMinuteAdmin(ReadOnlyAdmin):
             return "-"
         return f"{row.route_errors / row.route_requests:.2%}"
 
-    @admin.display(description="average ms", ordering="row_average_ms")
-    def average_ms(self, row):
-        return f"{row.row_average_ms:.1f}" if row.row_average_ms is not None else "-"
+    @admin.display(description="average", ordering="row_average_ms")
+    def average(self, row):
+        return format_milliseconds(row.row_average_ms)
+
+    @admin.display(description="slowest", ordering="duration_max_ms")
+    def slowest(self, row):
+        return format_milliseconds(row.duration_max_ms)
 
 
 @admin.register(SlowRequest)
-class SlowRequestAdmin(ReadOnlyAdmin):
+class SlowRequestAdmin(TelemetryAdmin):
     list_display = [
         "started_at",
         "method",
         "route",
-        "path",
         "status",
-        "duration_ms",
+        "duration",
         "query_count",
-        "db_time_ms",
-        "user_id",
-        "organization_id",
+        "db_time",
         "request_id",
     ]
     list_filter = ["route", "method", "status", ("started_at", admin.DateFieldListFilter)]
     date_hierarchy = "started_at"
     search_fields = ["route", "path", "request_id"]
 
+    @admin.display(description="duration", ordering="duration_ms")
+    def duration(self, row):
+        return format_milliseconds(row.duration_ms)
+
+    @admin.display(description="database time", ordering="db_time_ms")
+    def db_time(self, row):
+        return format_milliseconds(row.db_time_ms)
+
 
 @admin.register(ErrorGroup)
-class ErrorGroupAdmin(ReadOnlyAdmin):
+class ErrorGroupAdmin(TelemetryAdmin):
     list_display = [
         "exception_class",
         "frame",
