@@ -13,6 +13,11 @@ handler400 = "apps.api.errors.bad_request"
 # An unhandled exception under /api/: the JSON error shape (503 if the database is down).
 handler500 = "apps.api.errors.server_error"
 
+# Development only: endpoints that misbehave on purpose for `manage.py demo_traffic` (a slow
+# request, an N+1, a 500, 429s); they do not exist in production. Before "api/", whose catch-all
+# would answer them 404.
+demo_urls = [path("api/dev/", include("apps.orders.api.demo_urls"))] if settings.DEBUG else []
+
 urlpatterns = [
     # The landing page: what this is and a link to everything below.
     path("", views.home, name="home"),
@@ -20,6 +25,7 @@ urlpatterns = [
     path("admin/ops/", include("apps.observability.ops.urls")),
     path("admin/", admin.site.urls),
     # REST API v1, its OpenAPI schema and Swagger UI; unknown /api/ URLs answer a JSON 404.
+    *demo_urls,
     path("api/", include("apps.orders.api.urls")),
     # /health-detailed (/health and /ready are answered by ProbeMiddleware).
     path("", include("apps.observability.urls")),
