@@ -7,6 +7,9 @@ from project import views
 admin.site.site_header = "Orders service"
 admin.site.site_title = "Orders service admin"
 admin.site.index_title = "Operations"
+# No app sidebar beside every page: its width would push the changelists' columns off screen;
+# the breadcrumbs and the index lead to every model.
+admin.site.enable_nav_sidebar = False
 
 # A body over DJANGO_MAX_BODY_BYTES read outside a DRF view: JSON 413 instead of a bare 400.
 handler400 = "apps.api.errors.bad_request"

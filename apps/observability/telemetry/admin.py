@@ -17,13 +17,8 @@ from apps.common.units import format_milliseconds
 from apps.observability.telemetry.models import ErrorGroup, RequestMinute, SlowRequest, rate
 
 
-class TelemetryAdmin(ReadOnlyModelAdmin):
-    class Media:
-        css = {"all": ["ops/admin-changelist.css"]}
-
-
 @admin.register(RequestMinute)
-class RequestMinuteAdmin(TelemetryAdmin):
+class RequestMinuteAdmin(ReadOnlyModelAdmin):
     list_display = [
         "minute",
         "method",
@@ -75,7 +70,7 @@ class RequestMinuteAdmin(TelemetryAdmin):
 
 
 @admin.register(SlowRequest)
-class SlowRequestAdmin(TelemetryAdmin):
+class SlowRequestAdmin(ReadOnlyModelAdmin):
     list_display = [
         "started_at",
         "method",
@@ -173,7 +168,7 @@ class SlowRequestAdmin(TelemetryAdmin):
 
 
 @admin.register(ErrorGroup)
-class ErrorGroupAdmin(TelemetryAdmin):
+class ErrorGroupAdmin(ReadOnlyModelAdmin):
     list_display = [
         "exception_class",
         "frame",
