@@ -162,3 +162,20 @@ def test_a_sparkline_without_requests_says_so():
 )
 def test_sizes_are_shown_in_binary_units(value, text):
     assert units.format_bytes(value) == text
+
+
+def test_the_bucket_in_progress_is_marked_not_drawn_as_a_drop():
+    svg = chart([charts.Series("requests", [30.0, 32.0, 4.0])], last_in_progress=True)
+
+    assert "<title>08:02 UTC · requests: 4 ms (in progress)</title>" in svg
+    assert svg.count("ops-point-in-progress") == 1
+    # The complete buckets form the solid line; the one in progress is reached by a dashed one.
+    solid = re.findall(r'<polyline class="ops-line ops-series-0" points="([^"]+)"', svg)
+    assert [len(points.split()) for points in solid] == [2]
+    assert svg.count("ops-line-in-progress") == 1
+
+
+def test_without_a_bucket_in_progress_every_point_is_complete():
+    svg = chart([charts.Series("requests", [30.0, 32.0, 4.0])])
+
+    assert "in progress" not in svg

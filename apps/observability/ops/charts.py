@@ -93,11 +93,14 @@ def line_chart(
     time_zone_name,
     empty_message,
     zero_is_data=False,
+    last_in_progress=False,
 ):
     """A time-series chart: one polyline and one titled point per bucket and series.
 
     `times` are the bucket starts (aware datetimes, already in the display time zone). A chart
     whose series hold no value, or only zeros unless `zero_is_data`, shows `empty_message`.
+    With `last_in_progress` the last bucket is still filling: its point is hollow, titled
+    "in progress", and reached by a dashed line, so that a partial count does not read as a drop.
     """
     values = [value for item in series for value in item.values if value is not None]
     if not values or (not zero_is_data and not any(values)):
@@ -117,6 +120,7 @@ def line_chart(
     drawn = []
     for number, item in enumerate(series):
         segments, segment, points = [], [], []
+        partial_segment = None
         for index, value in enumerate(item.values):
             if value is None:
                 if segment:
@@ -124,13 +128,19 @@ def line_chart(
                 segment = []
                 continue
             cx, cy = _decimal(x(index)), _decimal(y(value))
-            segment.append(f"{cx},{cy}")
+            in_progress = last_in_progress and index == count - 1
+            if in_progress:
+                # Dashed from the last complete point, if there is one next to it.
+                partial_segment = f"{segment[-1]} {cx},{cy}" if segment else None
+            else:
+                segment.append(f"{cx},{cy}")
             points.append(
                 {
                     "cx": cx,
                     "cy": cy,
                     "moment": times[index].strftime(time_format),
                     "value": value_format(value),
+                    "in_progress": in_progress,
                 }
             )
         if segment:
@@ -140,6 +150,7 @@ def line_chart(
                 "name": item.name,
                 "css": f"ops-series-{number % SERIES_CLASSES}",
                 "segments": segments,
+                "partial_segment": partial_segment,
                 "points": points,
             }
         )

@@ -341,6 +341,8 @@ def _charts(line, subject):
             time_zone_name=zone_name,
             empty_message=empty,
             zero_is_data=chart.zero_is_data,
+            # Span.ending_at ends every window with the bucket that holds now.
+            last_in_progress=True,
         )
         for key, chart in LINE_CHARTS.items()
     }
