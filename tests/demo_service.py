@@ -47,7 +47,7 @@ def _manage(environment, *arguments):
 
 
 @contextmanager
-def running_demo_service(database_url, directory, *, minutes="0.1", rate="25"):
+def running_demo_service(database_url, directory, *, minutes="0.05", rate="25"):
     """Yields a DemoService once demo_traffic has run and its rows are written."""
     directory = Path(directory)
     environment = project_environment(

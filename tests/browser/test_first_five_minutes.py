@@ -56,26 +56,52 @@ def demo_service(tmp_path_factory):
             yield service
 
 
-@pytest.fixture
-def page(chromium, demo_service):
-    context = chromium.new_context(viewport={"width": WIDTH, "height": 900})
+@pytest.fixture(scope="module")
+def staff_session(chromium, demo_service):
+    """The admin's cookies, signed in once through the login form for the module's tests."""
+    context = chromium.new_context()
     try:
         page = context.new_page()
-        page.set_default_timeout(15_000)
-        problems = PageProblems()
-        problems.watch(page)
+        page.goto(f"{demo_service.url}/admin/login/?next=/admin/")
+        page.fill("#id_username", ADMIN_USERNAME)
+        page.fill("#id_password", ADMIN_PASSWORD)
+        with page.expect_navigation():
+            page.click("input[type=submit]")
+        assert page.url == f"{demo_service.url}/admin/", page.url
+        return context.storage_state()
+    finally:
+        context.close()
+
+
+def open_page(chromium, storage_state=None):
+    context = chromium.new_context(
+        viewport={"width": WIDTH, "height": 900}, storage_state=storage_state
+    )
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    problems = PageProblems()
+    problems.watch(page)
+    return context, page, problems
+
+
+@pytest.fixture
+def page(chromium, demo_service):
+    """A page of a visitor who has not signed in."""
+    context, page, problems = open_page(chromium)
+    try:
         yield page, problems
     finally:
         context.close()
 
 
-def sign_in(page, demo_service, next_path):
-    page.goto(f"{demo_service.url}/admin/login/?next={next_path}")
-    page.fill("#id_username", ADMIN_USERNAME)
-    page.fill("#id_password", ADMIN_PASSWORD)
-    with page.expect_navigation():
-        page.click("input[type=submit]")
-    assert page.url == f"{demo_service.url}{next_path}", page.url
+@pytest.fixture
+def staff_page(chromium, demo_service, staff_session):
+    """A page of the admin (a superuser: every ops page and admin page)."""
+    context, page, problems = open_page(chromium, staff_session)
+    try:
+        yield page, problems
+    finally:
+        context.close()
 
 
 def assert_fits(page):
@@ -136,10 +162,10 @@ OPS_PAGES = {
 
 @pytest.mark.parametrize(("path", "content"), OPS_PAGES.items(), ids=list(OPS_PAGES))
 def test_every_ops_page_shows_the_demo_traffic_and_fits_the_window(
-    page, demo_service, tmp_path, path, content
+    staff_page, demo_service, tmp_path, path, content
 ):
-    page, problems = page
-    sign_in(page, demo_service, path)
+    page, problems = staff_page
+    page.goto(f"{demo_service.url}{path}")
 
     for selector in content:
         assert page.locator(selector).count() >= 1, selector
@@ -148,9 +174,9 @@ def test_every_ops_page_shows_the_demo_traffic_and_fits_the_window(
     problems.assert_none()
 
 
-def test_a_routes_page_after_demo_traffic_fits_the_window(page, demo_service, tmp_path):
-    page, problems = page
-    sign_in(page, demo_service, "/admin/ops/routes/")
+def test_a_routes_page_after_demo_traffic_fits_the_window(staff_page, demo_service):
+    page, problems = staff_page
+    page.goto(f"{demo_service.url}/admin/ops/routes/")
 
     with page.expect_navigation():
         page.click("#routes-table a:text-is('/api/v1/orders/')")
@@ -161,10 +187,10 @@ def test_a_routes_page_after_demo_traffic_fits_the_window(page, demo_service, tm
 
 
 def test_a_slow_requests_detail_links_its_silk_profile_queries_and_log_lines(
-    page, demo_service, tmp_path
+    staff_page, demo_service, tmp_path
 ):
-    page, problems = page
-    sign_in(page, demo_service, "/admin/observability/slowrequest/?q=slow")
+    page, problems = staff_page
+    page.goto(f"{demo_service.url}/admin/observability/slowrequest/?q=slow")
 
     with page.expect_navigation():
         page.locator("#result_list tbody tr th a").first.click()

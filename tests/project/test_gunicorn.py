@@ -17,7 +17,6 @@ from tests.processes import (
     GUNICORN,
     PROJECT_DIR,
     free_port,
-    gunicorn_server,
     production_environment,
     project_environment,
     run_manage,
@@ -103,8 +102,9 @@ print(connection.connection is None, connection.alias in pools)
 
 
 @pytest.fixture(scope="module")
-def production_server(tmp_path_factory):
-    """gunicorn in production mode on a fresh SQLite file with collected static files."""
+def production_gunicorn(tmp_path_factory):
+    """gunicorn in production mode on a fresh SQLite file with collected static files; its
+    output is kept for the tests that read it."""
     workdir = tmp_path_factory.mktemp("server")
     environment = production_environment(
         DATABASE_URL=f"sqlite:///{workdir / 'db.sqlite3'}",
@@ -112,7 +112,8 @@ def production_server(tmp_path_factory):
         DJANGO_ALLOWED_HOSTS="127.0.0.1",
         DJANGO_SECURE_SSL_REDIRECT="false",
         WEB_CONCURRENCY="2",
-        LOG_LEVEL="WARNING",
+        # gunicorn's own INFO lines ("Listening at", "Serving on") for the tests that read them.
+        LOG_LEVEL="INFO",
     )
     # The tests load the admin's login page and its stylesheet. Hashing and compressing (gzip and
     # brotli) the API docs' assets, silk's and the admin's vendored JavaScript too took ~7 s.
@@ -131,8 +132,13 @@ def production_server(tmp_path_factory):
     for command in (("migrate", "--noinput"), collect_admin_assets):
         result = run_manage(*command, environment=environment)
         assert result.returncode == 0, result.stderr
-    with gunicorn_server(environment) as base_url:
-        yield base_url
+    with running_gunicorn(environment, log_path=workdir / "gunicorn.log") as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def production_server(production_gunicorn):
+    return production_gunicorn.base_url
 
 
 def test_server_answers_liveness(production_server):
@@ -203,12 +209,8 @@ def test_a_busy_port_stops_gunicorn_with_one_line_naming_port(tmp_path):
     assert "Connection in use" not in result.stderr
 
 
-def test_gunicorn_says_serving_on_once_it_has_bound_the_port(tmp_path):
-    environment = project_environment(
-        DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}", WEB_CONCURRENCY="1"
-    )
-    with running_gunicorn(environment, log_path=tmp_path / "gunicorn.log") as server:
-        log = server.log()
+def test_gunicorn_says_serving_on_once_it_has_bound_the_port(production_gunicorn):
+    log = production_gunicorn.log()
 
-    listening = log.index(f"Listening at: {server.base_url}")
-    assert log.index(f"Serving on {server.base_url}") > listening
+    listening = log.index(f"Listening at: {production_gunicorn.base_url}")
+    assert log.index(f"Serving on {production_gunicorn.base_url}") > listening
