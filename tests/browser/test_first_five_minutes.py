@@ -12,7 +12,7 @@ import os
 import pytest
 from django.db import connection
 
-from tests.browser.conftest import PageProblems
+from tests.browser.conftest import PageProblems, sign_in
 from tests.demo_service import ADMIN_PASSWORD, ADMIN_USERNAME, DEMO_TABLES, running_demo_service
 from tests.processes import fresh_postgres_database
 
@@ -61,13 +61,7 @@ def staff_session(chromium, demo_service):
     """The admin's cookies, signed in once through the login form for the module's tests."""
     context = chromium.new_context()
     try:
-        page = context.new_page()
-        page.goto(f"{demo_service.url}/admin/login/?next=/admin/")
-        page.fill("#id_username", ADMIN_USERNAME)
-        page.fill("#id_password", ADMIN_PASSWORD)
-        with page.expect_navigation():
-            page.click("input[type=submit]")
-        assert page.url == f"{demo_service.url}/admin/", page.url
+        sign_in(context.new_page(), demo_service, "/admin/", ADMIN_USERNAME, ADMIN_PASSWORD)
         return context.storage_state()
     finally:
         context.close()
