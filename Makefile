@@ -25,13 +25,17 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# Stamp files: reinstall only when the pinned requirements change.
+# Stamp files: reinstall only when the pinned requirements change. pip shows each package and a
+# progress bar per download: the first install takes about a minute.
+PIP_INSTALL := $(BIN)/pip install --progress-bar on --disable-pip-version-check
 $(VENV)/.prod-installed: requirements/prod.txt requirements/base.txt | $(BIN)/python
-	$(BIN)/pip install --quiet -r requirements/prod.txt
+	@echo "Installing the pinned requirements (requirements/prod.txt) into $(VENV)"
+	$(PIP_INSTALL) -r requirements/prod.txt
 	@touch $@
 
 $(VENV)/.dev-installed: requirements/dev.txt requirements/prod.txt requirements/base.txt | $(BIN)/python
-	$(BIN)/pip install --quiet -r requirements/dev.txt
+	@echo "Installing the pinned requirements (requirements/dev.txt) into $(VENV)"
+	$(PIP_INSTALL) -r requirements/dev.txt
 	@touch $@ $(VENV)/.prod-installed
 
 migrate: $(VENV)/.prod-installed
@@ -43,14 +47,11 @@ admin: migrate
 seed: migrate
 	@$(BIN)/python manage.py seed_demo --if-empty
 
+# A fresh API key on every run, with a curl for this HOST and PORT; gunicorn says "Serving on"
+# once it has bound the port, or names PORT= when it is taken.
 run: admin seed
-	@echo ""
-	@echo "Serving on http://$(HOST):$(PORT)  (Ctrl-C stops)"
-	@echo "  admin        http://$(HOST):$(PORT)/admin/"
-	@echo "  API docs     http://$(HOST):$(PORT)/api/docs/"
-	@echo "  liveness     http://$(HOST):$(PORT)/health"
-	@echo ""
-	$(BIN)/gunicorn -c gunicorn.conf.py --bind $(HOST):$(PORT)
+	@$(BIN)/python manage.py demo_api_key --base-url http://$(HOST):$(PORT)
+	@$(BIN)/gunicorn -c gunicorn.conf.py --bind $(HOST):$(PORT)
 
 dev: admin seed
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)

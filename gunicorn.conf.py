@@ -86,13 +86,30 @@ def post_worker_init(worker):
 
 
 def on_starting(server):
-    """Empty the Prometheus directory: files left by an earlier server would add to the totals."""
+    """Stop with one line when the port is taken or the database does not exist; empty the
+    Prometheus directory: files left by an earlier server would add to the totals."""
+    from project.preflight import busy_port_problem, missing_database_problem
+
+    # Not on a re-exec (USR2) or under systemd: the sockets are inherited, not bound anew.
+    inherits_sockets = server.LISTENERS or "GUNICORN_FD" in os.environ or "LISTEN_FDS" in os.environ
+    problem = (None if inherits_sockets else busy_port_problem(server.cfg.address)) or (
+        missing_database_problem(settings.DATABASES)
+    )
+    if problem:
+        sys.stderr.write(f"Configuration error: {problem}\n")
+        sys.exit(2)
     os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", DEFAULT_PROMETHEUS_DIRECTORY)
     os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
     with os.scandir(os.environ["PROMETHEUS_MULTIPROC_DIR"]) as entries:
         for entry in entries:
             if entry.is_file() and entry.name.endswith(".db"):
                 os.unlink(entry.path)
+
+
+def when_ready(server):
+    """Once the sockets are bound (not before: the port may have been taken)."""
+    for listener in server.LISTENERS:
+        server.log.info("Serving on %s (the landing page at / links to everything)", listener)
 
 
 def worker_exit(server, worker):

@@ -4,6 +4,9 @@
 import os
 import sys
 
+# Commands that need no database (collectstatic runs in the image build, where there is none).
+NO_DATABASE_COMMANDS = {"check", "collectstatic", "help", "makemigrations", "version"}
+
 
 def main():
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
@@ -17,6 +20,14 @@ def main():
     except ImproperlyConfigured as error:
         sys.stderr.write(f"Configuration error: {error}\n")
         sys.exit(2)
+    command = sys.argv[1] if len(sys.argv) > 1 else "help"
+    if command not in NO_DATABASE_COMMANDS and not command.startswith("-"):
+        from project.preflight import missing_database_problem
+
+        problem = missing_database_problem(settings.DATABASES)
+        if problem:
+            sys.stderr.write(f"Configuration error: {problem}\n")
+            sys.exit(2)
     execute_from_command_line(sys.argv)
 
 

@@ -252,9 +252,11 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env.redis_url("REDIS_URL", default="")
 REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", default=0.5, minimum=0.01)
+# Every cache key starts with it: services (or test runs) sharing one Redis database never meet.
+REDIS_KEY_PREFIX = env.str("REDIS_KEY_PREFIX", default="orders")
 
 
-def cache_settings(redis_url):
+def cache_settings(redis_url, key_prefix=REDIS_KEY_PREFIX):
     """Redis through django-redis when a URL is given, else this process's memory."""
     if not redis_url:
         return {
@@ -269,7 +271,7 @@ def cache_settings(redis_url):
             # Django's class: django-prometheus' one returns the default for falsy values.)
             "BACKEND": "django_prometheus.cache.backends.redis.RedisCache",
             "LOCATION": redis_url,
-            "KEY_PREFIX": "orders",
+            "KEY_PREFIX": key_prefix,
             "OPTIONS": {
                 # django-redis' client, logging an outage when it starts and ends and counting
                 # every failed call (orders_cache_failures_total).
@@ -329,6 +331,8 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = env.str("DJANGO_TIME_ZONE", default="UTC")
 USE_I18N = True
 USE_TZ = True
+# One way to write a time everywhere (the admin as the ops pages): project/formats/en/formats.py.
+FORMAT_MODULE_PATH = ["project.formats"]
 
 # --- Static files --------------------------------------------------------------------------------
 
@@ -413,7 +417,11 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["apps.tenants.authentication.HasOrganizationAPIKey"],
     # API_THROTTLE_RATE per key, counted in the (shared) cache.
     "DEFAULT_THROTTLE_CLASSES": ["apps.tenants.throttling.APIKeyRateThrottle"],
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    # DRF's browsable API (HTML for a browser) in development only; JSON only elsewhere.
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        *(["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else []),
+    ],
     # JSON only, limited to DJANGO_MAX_BODY_BYTES (413 beyond).
     "DEFAULT_PARSER_CLASSES": ["apps.api.parsers.LimitedJSONParser"],
     "DEFAULT_PAGINATION_CLASS": "apps.api.pagination.ApiCursorPagination",

@@ -1,7 +1,6 @@
 import atexit
 import os
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from django.conf import settings
@@ -9,12 +8,10 @@ from django.contrib.auth import get_user_model
 from django.db import connections
 
 from apps.common import flusher
+from tests.own_cache import clear_own_cache, use_own_key_prefix
 
 # The `no_nplusone` marker: the test fails when its body runs an N+1 query pattern.
 pytest_plugins = ["apps.profiling.pytest_plugin"]
-
-# Redis numbers its databases 0..15 unless redis.conf says otherwise.
-REDIS_DATABASES = 16
 
 
 def pytest_configure(config):
@@ -25,31 +22,15 @@ def pytest_configure(config):
     # autorefresh, every new test client (one per test) rescans all of them when it loads the
     # middleware, ~7 s of CPU per run; with it, a file is looked up when it is requested.
     settings.WHITENOISE_AUTOREFRESH = True
-    worker = os.environ.get("PYTEST_XDIST_WORKER")
-    if worker and settings.REDIS_URL:
-        use_redis_database_of_worker(int(worker.removeprefix("gw")))
+    if settings.REDIS_URL:
+        use_own_key_prefix(os.environ.get("PYTEST_XDIST_WORKER", "main"))
 
 
-def use_redis_database_of_worker(index):
-    # Tests FLUSHDB the cache: each xdist worker gets its own Redis database (URL's + its index).
-    from django.test.signals import setting_changed
-
-    from project.settings import cache_settings
-
-    parts = urlsplit(settings.REDIS_URL)
-    base = int(parts.path.strip("/") or 0)
-    database = base + index
-    if database >= REDIS_DATABASES:
-        raise pytest.UsageError(
-            f"REDIS_URL {settings.REDIS_URL}: xdist worker {index} would need Redis database "
-            f"{database} (0..{REDIS_DATABASES - 1}); use a lower database or fewer workers (-n)"
-        )
-    url = urlunsplit(parts._replace(path=f"/{database}"))
-    os.environ["REDIS_URL"] = url
-    settings.REDIS_URL = url
-    settings.CACHES = cache_settings(url)
-    # Django's own receiver closes the cache connections and rereads CACHES.
-    setting_changed.send(sender=type(settings), setting="CACHES", value=settings.CACHES, enter=True)
+@pytest.fixture(scope="session", autouse=True)
+def own_cache_keys_deleted_at_the_end():
+    """Whatever the tests left under their key prefix goes when the run ends; nothing else does."""
+    yield
+    clear_own_cache()
 
 
 @pytest.hookimpl(wrapper=True)

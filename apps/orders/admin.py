@@ -1,5 +1,6 @@
 from django.contrib import admin, messages
 
+from apps.common.admin import ReadOnlyModelAdmin
 from apps.orders import services
 from apps.orders.models import (
     Customer,
@@ -107,6 +108,11 @@ class OrderAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False
 
+    def has_delete_permission(self, request, obj=None):
+        # Orders are cancelled (which restocks), never deleted: a delete would cascade to the
+        # lines without restocking, and lose the record. Superusers included.
+        return False
+
     @admin.action(description="Pay selected orders", permissions=["change"])
     def pay_orders(self, request, queryset):
         _run_transition(self, request, queryset, services.pay, "paid")
@@ -120,8 +126,9 @@ class OrderAdmin(admin.ModelAdmin):
         _run_transition(self, request, queryset, services.cancel, "cancelled")
 
 
+# Internal tables: written by the API, read by staff when a client asks what happened.
 @admin.register(IdempotencyRecord)
-class IdempotencyRecordAdmin(admin.ModelAdmin):
+class IdempotencyRecordAdmin(ReadOnlyModelAdmin):
     list_display = ["key", "organization", "status_code", "created_at"]
     list_filter = ["status_code", "organization"]
     list_select_related = ["organization"]
@@ -137,22 +144,10 @@ class IdempotencyRecordAdmin(admin.ModelAdmin):
     ]
     show_full_result_count = False
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(OrderNumberSequence)
-class OrderNumberSequenceAdmin(admin.ModelAdmin):
+class OrderNumberSequenceAdmin(ReadOnlyModelAdmin):
     list_display = ["organization", "last_number"]
     list_select_related = ["organization"]
     search_fields = ["organization__name", "organization__slug"]
     readonly_fields = ["organization", "last_number"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False

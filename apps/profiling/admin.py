@@ -10,6 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from apps.common.units import format_milliseconds
 from apps.profiling.models import QueryFinding
 
 
@@ -21,8 +22,8 @@ class QueryFindingAdmin(admin.ModelAdmin):
         "source",
         "occurrences",
         "max_repeats",
-        "total_ms",
-        "max_ms",
+        "total_time",
+        "slowest",
         "last_seen",
         "status",
         "silk_request",
@@ -52,6 +53,14 @@ class QueryFindingAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+    @admin.display(description="total time", ordering="total_ms")
+    def total_time(self, finding):
+        return format_milliseconds(finding.total_ms)
+
+    @admin.display(description="slowest", ordering="max_ms")
+    def slowest(self, finding):
+        return format_milliseconds(finding.max_ms)
 
     @admin.display(description="silk")
     def silk_request(self, finding):

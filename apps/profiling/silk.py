@@ -8,6 +8,7 @@ the ops side (apps/common/ops_access.py).
 
 import base64
 import binascii
+import datetime as dt
 import decimal
 import json
 import random
@@ -237,3 +238,26 @@ def _connect_masking():
     pre_save.connect(mask_recorded_request, sender=Request, dispatch_uid="silk-mask-request")
     pre_save.connect(mask_recorded_response, sender=Response, dispatch_uid="silk-mask-response")
     _masking_connected = True
+
+
+# How far apart silk's start time and the service's own may be for one request: both are taken
+# in the same process within the same middleware stack.
+SAME_REQUEST_SLACK = dt.timedelta(seconds=2)
+
+
+def recording_of(method, path, started_at):
+    """silk's recording of the request `method path` that started at `started_at`, or None (silk
+    samples SILK_SAMPLE_PERCENT of the requests and prunes old ones)."""
+    from silk.models import Request
+
+    nearby = Request.objects.filter(
+        method=method,
+        path=path,
+        start_time__range=(started_at - SAME_REQUEST_SLACK, started_at + SAME_REQUEST_SLACK),
+    ).only("id", "start_time")[:20]
+    return min(nearby, key=lambda recorded: abs(recorded.start_time - started_at), default=None)
+
+
+def slowest_queries(recorded, limit=5):
+    """The `limit` slowest queries silk recorded for a request, slowest first."""
+    return list(recorded.queries.order_by("-time_taken").only("query", "time_taken")[:limit])

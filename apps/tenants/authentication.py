@@ -30,6 +30,7 @@ class BearerAPIKeyAuthentication(authentication.BaseAuthentication):
     def authenticate(self, request):
         key = self.key_parser.get(request)
         if key is None:
+            self._refuse_another_scheme(request)
             return None
         failures = APIKeyFailures(request)
         if failures.locked_out():
@@ -44,6 +45,22 @@ class BearerAPIKeyAuthentication(authentication.BaseAuthentication):
             raise
         api_key.record_use()
         return AnonymousUser(), api_key
+
+    def _refuse_another_scheme(self, request):
+        """`Token <key>`, `Api-Key <key>` or a bare `Bearer` say what is expected, rather than
+        that no credentials were sent."""
+        scheme, _, rest = request.META.get("HTTP_AUTHORIZATION", "").strip().partition(" ")
+        if not scheme:
+            return
+        if scheme.lower() != self.keyword.lower():
+            raise exceptions.NotAuthenticated(
+                f"The Authorization scheme is {self.keyword}, not {scheme}: "
+                f"send `Authorization: {self.keyword} <API key>`."
+            )
+        if not rest.strip():
+            raise exceptions.NotAuthenticated(
+                f"`Authorization: {self.keyword}` needs the API key after it."
+            )
 
     def _api_key(self, key):
         key = key.strip()

@@ -17,13 +17,18 @@ class APIKeyRateThrottle(BaseThrottle):
     """API_THROTTLE_RATE requests per API key (same meaning as DRF's rates: N/second|minute|...)."""
 
     window = None
+    # Names the counters: another scope counts apart from the API's own rate.
+    scope = "api_key"
+
+    def get_rate(self):
+        # Read at request time so that a changed setting (tests) takes effect.
+        return settings.API_THROTTLE_RATE
 
     def allow_request(self, request, view):
         if not isinstance(request.auth, OrganizationAPIKey):
             return True
-        # Read at request time so that a changed setting (tests) takes effect.
-        rate = Rate.parse(settings.API_THROTTLE_RATE)
-        self.window = FixedWindow(f"throttle:api_key:{request.auth.prefix}", rate)
+        rate = Rate.parse(self.get_rate())
+        self.window = FixedWindow(f"throttle:{self.scope}:{request.auth.prefix}", rate)
         return not self.window.is_exceeded(self.window.hit())
 
     def wait(self):

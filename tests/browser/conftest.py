@@ -144,11 +144,12 @@ class PageProblems:
         assert self.external_requests == []
 
 
-def sign_in(page, live_server, next_path):
-    """Signs the staff user in through the admin login, landing on next_path."""
+def sign_in(page, live_server, next_path, username=STAFF_USERNAME, password=STAFF_PASSWORD):
+    """Signs the staff user (or `username`) in through the admin login, landing on next_path;
+    `live_server` is any server with a `url`."""
     page.goto(f"{live_server.url}/admin/login/?next={next_path}")
-    page.fill("#id_username", STAFF_USERNAME)
-    page.fill("#id_password", STAFF_PASSWORD)
+    page.fill("#id_username", username)
+    page.fill("#id_password", password)
     with page.expect_navigation():
         page.click("input[type=submit]")
     assert page.url == f"{live_server.url}{next_path}", page.url

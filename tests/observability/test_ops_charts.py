@@ -6,6 +6,7 @@ import re
 import pytest
 from django.utils import translation
 
+from apps.common import units
 from apps.observability.ops import charts
 
 START = dt.datetime(2026, 11, 27, 8, 0, tzinfo=dt.UTC)
@@ -20,7 +21,7 @@ def chart(series, **options):
         "label": "Latency percentiles",
         "times": times(len(series[0].values)),
         "series": series,
-        "value_format": charts.format_milliseconds,
+        "value_format": units.format_milliseconds,
         "axis_label": "latency (ms)",
         "time_format": "%H:%M",
         "time_zone_name": "UTC",
@@ -50,7 +51,7 @@ def test_every_point_has_a_title_naming_time_series_and_value():
     svg = chart([charts.Series("p95", [12.0, 1500.0])])
 
     assert "<title>08:00 UTC · p95: 12 ms</title>" in svg
-    assert "<title>08:01 UTC · p95: 1.5 s</title>" in svg
+    assert "<title>08:01 UTC · p95: 1,500 ms</title>" in svg
     assert svg.count("<circle") == 2
 
 
@@ -160,4 +161,21 @@ def test_a_sparkline_without_requests_says_so():
     [(0, "0 B"), (2048, "2 KiB"), (5 * 1024**2, "5 MiB"), (3 * 1024**3, "3 GiB")],
 )
 def test_sizes_are_shown_in_binary_units(value, text):
-    assert charts.format_bytes(value) == text
+    assert units.format_bytes(value) == text
+
+
+def test_the_bucket_in_progress_is_marked_not_drawn_as_a_drop():
+    svg = chart([charts.Series("requests", [30.0, 32.0, 4.0])], last_in_progress=True)
+
+    assert "<title>08:02 UTC · requests: 4 ms (in progress)</title>" in svg
+    assert svg.count("ops-point-in-progress") == 1
+    # The complete buckets form the solid line; the one in progress is reached by a dashed one.
+    solid = re.findall(r'<polyline class="ops-line ops-series-0" points="([^"]+)"', svg)
+    assert [len(points.split()) for points in solid] == [2]
+    assert svg.count("ops-line-in-progress") == 1
+
+
+def test_without_a_bucket_in_progress_every_point_is_complete():
+    svg = chart([charts.Series("requests", [30.0, 32.0, 4.0])])
+
+    assert "in progress" not in svg

@@ -13,6 +13,7 @@ import psycopg
 import pytest
 from django.db import connection
 
+from apps.observability.ops.database_report import UNUSED_INDEX_MIN_TABLE_ROWS
 from apps.observability.telemetry.models import RequestMinute
 from tests.observability.conftest import wait_until
 
@@ -181,11 +182,30 @@ def test_an_index_never_scanned_is_listed_as_unused(staff_client):
     with connection.cursor() as cursor:
         cursor.execute("CREATE TABLE ops_test_lonely (id integer PRIMARY KEY, name text)")
         cursor.execute("CREATE INDEX ops_test_lonely_name ON ops_test_lonely (name)")
+        cursor.execute(
+            "INSERT INTO ops_test_lonely SELECT n, 'name ' || n FROM generate_series(1, %s) n",
+            [UNUSED_INDEX_MIN_TABLE_ROWS],
+        )
+        cursor.execute("ANALYZE ops_test_lonely")
 
     html = section(database_page(staff_client), "unused-indexes")
 
     assert "<td>ops_test_lonely_name</td><td>ops_test_lonely</td>" in html
     assert "ops_test_lonely_pkey" not in html  # unique: it enforces something even unscanned
+
+
+@on_postgresql
+def test_an_unscanned_index_of_a_small_table_is_not_called_unused(staff_client):
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TABLE ops_test_small (id integer PRIMARY KEY, name text)")
+        cursor.execute("CREATE INDEX ops_test_small_name ON ops_test_small (name)")
+        cursor.execute("INSERT INTO ops_test_small VALUES (1, 'one')")
+        cursor.execute("ANALYZE ops_test_small")
+
+    html = section(database_page(staff_client), "unused-indexes")
+
+    assert "ops_test_small_name" not in html
+    assert "left out" in html
 
 
 @on_postgresql
@@ -207,3 +227,4 @@ def test_without_pg_stat_statements_the_page_says_how_to_enable_it(staff_client)
     assert "pg_stat_statements is not enabled on this server." in html
     assert "shared_preload_libraries = &#x27;pg_stat_statements&#x27;" in html
     assert "CREATE EXTENSION pg_stat_statements;" in html
+    assert "statements of this database that took the most time" not in html

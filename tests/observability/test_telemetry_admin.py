@@ -80,7 +80,7 @@ def test_the_models_are_read_only(superuser_client, model):
 def test_request_minutes_show_the_error_rate_per_route_and_sort_by_it(superuser_client):
     add_rows(6)
 
-    page = superuser_client.get(CHANGELISTS[RequestMinute], {"o": "8"})  # the error rate column
+    page = superuser_client.get(CHANGELISTS[RequestMinute], {"o": "6"})  # the error rate column
 
     assert page.status_code == 200
     rates = [row.row_error_rate for row in page.context["cl"].result_list]
@@ -102,10 +102,18 @@ def test_request_minutes_filter_by_route(superuser_client):
 def test_slow_requests_sort_by_duration(superuser_client):
     add_rows(5)
 
-    page = superuser_client.get(CHANGELISTS[SlowRequest], {"o": "-5"})  # duration
+    page = superuser_client.get(CHANGELISTS[SlowRequest], {"o": "-4"})  # duration
 
     durations = [row.duration_ms for row in page.context["cl"].result_list]
     assert durations == sorted(durations, reverse=True)
+
+
+def test_slow_requests_write_durations_in_milliseconds(superuser_client):
+    add_rows(1)  # a duration of 1000 ms
+
+    page = superuser_client.get(CHANGELISTS[SlowRequest])
+
+    assert '<td class="field-duration">1,000 ms</td>' in page.content.decode()
 
 
 def test_error_groups_sort_by_count_and_can_be_resolved(superuser_client):

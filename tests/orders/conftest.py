@@ -1,16 +1,16 @@
 import pytest
-from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from tests.orders.factories import make_api_key, make_customer, make_organization, make_product
+from tests.own_cache import clear_own_cache
 
 
 @pytest.fixture(autouse=True)
 def _empty_cache():
     # Throttle counters, report results and last-use guards must not leak between tests.
-    cache.clear()
+    clear_own_cache()
     yield
-    cache.clear()
+    clear_own_cache()
 
 
 @pytest.fixture

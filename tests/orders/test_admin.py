@@ -1,10 +1,12 @@
 """Admin pages of the domain: constant queries whatever the number of rows, and the actions."""
 
 import pytest
+from django.apps import apps
 from django.contrib.messages import get_messages
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
 from apps.orders import services
 from apps.orders.models import IdempotencyRecord, Order, Product
@@ -128,6 +130,40 @@ def test_order_changelist_filters_by_status_and_date(admin_client):
 
 def test_orders_are_not_added_in_the_admin(admin_client):
     assert admin_client.get(reverse("admin:orders_order_add")).status_code == 403
+
+
+def test_orders_cannot_be_deleted_not_even_by_a_superuser(admin_client, two_orders):
+    order = two_orders[0]
+
+    assert (
+        admin_client.get(reverse("admin:orders_order_delete", args=[order.pk])).status_code == 403
+    )
+    changelist = admin_client.get(reverse("admin:orders_order_changelist"))
+    assert "delete_selected" not in changelist.content.decode()
+    assert Order.objects.filter(pk=order.pk).exists()
+
+
+@pytest.mark.parametrize("model_name", ["idempotencyrecord", "ordernumbersequence"])
+def test_internal_tables_are_read_only(admin_client, model_name):
+    add_rows(model_name, 1)
+    row = apps.get_model("orders", model_name).objects.first()
+
+    delete = admin_client.get(reverse(f"admin:orders_{model_name}_delete", args=[row.pk]))
+    change = admin_client.get(reverse(f"admin:orders_{model_name}_change", args=[row.pk]))
+
+    assert delete.status_code == 403
+    assert change.status_code == 200
+    assert 'name="_save"' not in change.content.decode()
+
+
+def test_the_admin_writes_times_in_24_hours_with_seconds(admin_client, two_orders):
+    order = two_orders[0]
+
+    page = admin_client.get(reverse("admin:orders_order_change", args=[order.pk]))
+
+    assert timezone.localtime(order.created_at).strftime("%Y-%m-%d %H:%M:%S") in (
+        page.content.decode()
+    )
 
 
 def run_action(admin_client, action, orders):

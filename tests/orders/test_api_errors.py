@@ -281,3 +281,51 @@ def test_a_chunked_body_over_the_limit_is_a_413(api):
     )
 
     assert_error_shape(response, 413, "payload_too_large")
+
+
+@pytest.mark.parametrize(
+    ("parameter", "value"),
+    [("created_after", "yesterday"), ("created_before", "tomorrow")],
+)
+def test_a_bad_date_filter_names_the_parameter_that_was_sent(api, parameter, value):
+    response = api.get("/api/v1/orders/", {parameter: value})
+
+    assert_error_shape(response, 400, "validation_error")
+    assert list(response.json()["error"]["fields"]) == [parameter]
+
+
+def lines_errors(api, customer, lines):
+    response = api.post("/api/v1/orders/", {"customer": customer.pk, "lines": lines}, format="json")
+    assert_error_shape(response, 400, "validation_error")
+    return response.json()["error"]["fields"]["lines"]
+
+
+def test_a_repeated_product_is_reported_on_the_line_that_repeats_it(api, customer, product):
+    line = {"product": product.pk, "quantity": 1}
+
+    errors = lines_errors(api, customer, [line, line])
+
+    assert list(errors) == ["1"]
+    assert "on line 0 already" in errors["1"]["product"][0]
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [
+        pytest.param([], id="empty"),
+        pytest.param("x", id="not-a-list"),
+        pytest.param(["x"], id="an-item-not-an-object"),
+        pytest.param([{"product": 999999, "quantity": 1}], id="unknown-product"),
+        pytest.param([{"product": 1, "quantity": 0}], id="bad-quantity"),
+    ],
+)
+def test_every_lines_error_is_an_object_of_line_indexes_or_non_field_errors(api, customer, lines):
+    errors = lines_errors(api, customer, lines)
+
+    assert isinstance(errors, dict)
+    for key, value in errors.items():
+        if key == "non_field_errors":
+            assert isinstance(value, list)
+        else:
+            assert key.isdigit()
+            assert isinstance(value, dict)

@@ -3,7 +3,6 @@ import io
 import pytest
 from django.core.management import CommandError, call_command
 from django.db.models import Sum
-from rest_framework.test import APIClient
 
 from apps.orders.models import Customer, Order, OrderLine, OrderNumberSequence, Product
 from apps.tenants.models import Organization
@@ -57,13 +56,8 @@ def test_seed_demo_is_deterministic():
     assert first == again
 
 
-def test_seed_demo_prints_a_working_demo_key_and_curl_example():
-    out, err = seed(*SMALL)
-    assert "curl -H 'Authorization: Bearer " in out
-    key = out.strip().splitlines()[-1]
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
-    assert len(client.get("/api/v1/orders/").json()["results"]) == 20
+def test_seed_demo_reports_its_progress():
+    _, err = seed(*SMALL)
     assert "orders 30/30" in err
 
 

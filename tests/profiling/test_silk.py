@@ -329,3 +329,10 @@ def test_prune_silk_deletes_requests_older_than_the_given_days():
 def test_silk_garbage_collection_on_the_request_path_is_off():
     assert SilkyConfig().SILKY_MAX_RECORDED_REQUESTS_CHECK_PERCENT == 0
     assert SilkyConfig().SILKY_PYTHON_PROFILER is False
+
+
+def test_silks_pages_lead_back_to_the_ops_dashboards_and_the_admin(superuser_client):
+    html = superuser_client.get("/silk/").content.decode()
+
+    assert '<a href="/admin/ops/">' in html
+    assert '<a href="/admin/">' in html

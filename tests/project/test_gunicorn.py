@@ -7,16 +7,21 @@ processes forked from the warmed-up helper of tests/fresh_python.py.
 import json
 import os
 import re
+import socket
+import subprocess
 
 import pytest
 import requests
 
 from tests.processes import (
-    gunicorn_server,
+    GUNICORN,
+    PROJECT_DIR,
+    free_port,
     production_environment,
     project_environment,
     run_manage,
     run_python,
+    running_gunicorn,
 )
 
 pytestmark = pytest.mark.system
@@ -97,8 +102,9 @@ print(connection.connection is None, connection.alias in pools)
 
 
 @pytest.fixture(scope="module")
-def production_server(tmp_path_factory):
-    """gunicorn in production mode on a fresh SQLite file with collected static files."""
+def production_gunicorn(tmp_path_factory):
+    """gunicorn in production mode on a fresh SQLite file with collected static files; its
+    output is kept for the tests that read it."""
     workdir = tmp_path_factory.mktemp("server")
     environment = production_environment(
         DATABASE_URL=f"sqlite:///{workdir / 'db.sqlite3'}",
@@ -106,7 +112,8 @@ def production_server(tmp_path_factory):
         DJANGO_ALLOWED_HOSTS="127.0.0.1",
         DJANGO_SECURE_SSL_REDIRECT="false",
         WEB_CONCURRENCY="2",
-        LOG_LEVEL="WARNING",
+        # gunicorn's own INFO lines ("Listening at", "Serving on") for the tests that read them.
+        LOG_LEVEL="INFO",
     )
     # The tests load the admin's login page and its stylesheet. Hashing and compressing (gzip and
     # brotli) the API docs' assets, silk's and the admin's vendored JavaScript too took ~7 s.
@@ -125,8 +132,13 @@ def production_server(tmp_path_factory):
     for command in (("migrate", "--noinput"), collect_admin_assets):
         result = run_manage(*command, environment=environment)
         assert result.returncode == 0, result.stderr
-    with gunicorn_server(environment) as base_url:
-        yield base_url
+    with running_gunicorn(environment, log_path=workdir / "gunicorn.log") as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def production_server(production_gunicorn):
+    return production_gunicorn.base_url
 
 
 def test_server_answers_liveness(production_server):
@@ -175,3 +187,30 @@ def test_unknown_host_is_refused_but_probes_answer(production_server):
     )
     assert page.status_code == 400
     assert probe.status_code == 200
+
+
+def test_a_busy_port_stops_gunicorn_with_one_line_naming_port(tmp_path):
+    port = free_port()
+    environment = project_environment(DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    with socket.create_server(("127.0.0.1", port)):
+        result = subprocess.run(
+            [GUNICORN, "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}"],
+            cwd=PROJECT_DIR,
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    assert result.returncode == 2
+    assert f"Configuration error: PORT: {port} on 127.0.0.1 is in use already" in result.stderr
+    assert "PORT=" in result.stderr
+    assert "Connection in use" not in result.stderr
+
+
+def test_gunicorn_says_serving_on_once_it_has_bound_the_port(production_gunicorn):
+    log = production_gunicorn.log()
+
+    listening = log.index(f"Listening at: {production_gunicorn.base_url}")
+    assert log.index(f"Serving on {production_gunicorn.base_url}") > listening

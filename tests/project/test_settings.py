@@ -2,10 +2,17 @@
 forked from the warmed-up helper of tests/fresh_python.py, which has never loaded them)."""
 
 import json
+import uuid
 
 import pytest
 
-from tests.processes import production_environment, project_environment, run_manage, run_python
+from tests.processes import (
+    STRONG_SECRET_KEY,
+    production_environment,
+    project_environment,
+    run_manage,
+    run_python,
+)
 
 pytestmark = pytest.mark.system
 
@@ -178,6 +185,13 @@ def test_redis_url_selects_django_redis_failing_open_with_socket_timeouts():
     assert cache["OPTIONS"]["SOCKET_CONNECT_TIMEOUT"] == 0.5
 
 
+def test_redis_key_prefix_starts_every_cache_key():
+    cache = settings_of(
+        PRINT_DEFAULT_CACHE, REDIS_URL="redis://cache:6379/1", REDIS_KEY_PREFIX="orders-eu"
+    )
+    assert cache["KEY_PREFIX"] == "orders-eu"
+
+
 def test_without_redis_the_cache_is_local_memory():
     cache = settings_of(PRINT_DEFAULT_CACHE)
     assert cache["BACKEND"] == "django.core.cache.backends.locmem.LocMemCache"
@@ -197,3 +211,48 @@ def test_each_bad_value_is_reported_by_name(variable, value):
     result = run_manage("check", environment=project_environment(**{variable: value}))
     assert result.returncode == 2
     assert f"Configuration error: {variable}:" in result.stderr
+
+
+PRINT_RENDERERS = (
+    "import json; from django.conf import settings; "
+    "print(json.dumps(settings.REST_FRAMEWORK['DEFAULT_RENDERER_CLASSES']))"
+)
+
+
+def test_the_browsable_api_is_rendered_in_development():
+    renderers = settings_of(PRINT_RENDERERS, DJANGO_ENV="development")
+    assert "rest_framework.renderers.BrowsableAPIRenderer" in renderers
+
+
+def test_production_renders_json_only():
+    renderers = settings_of(
+        PRINT_RENDERERS,
+        DJANGO_ENV="production",
+        DJANGO_SECRET_KEY=STRONG_SECRET_KEY,
+        DJANGO_ALLOWED_HOSTS="orders.example.com",
+    )
+    assert renderers == ["rest_framework.renderers.JSONRenderer"]
+
+
+@pytest.mark.django_db
+def test_a_database_that_does_not_exist_stops_manage_py_with_one_line_naming_it():
+    from django.db import connection
+
+    from tests.processes import postgres_url
+
+    if connection.vendor != "postgresql":
+        pytest.skip("runs in the PostgreSQL pass")
+    missing = f"orders_missing_{uuid.uuid4().hex[:8]}"
+    environment = project_environment(
+        DJANGO_ENV="test", DATABASE_URL=postgres_url(connection.settings_dict, missing)
+    )
+
+    result = run_manage("migrate", "--noinput", environment=environment)
+
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"Configuration error: DATABASE_URL: database {missing!r} does not exist on "
+        f"{connection.settings_dict['HOST']}:{connection.settings_dict['PORT']}; create it "
+        f"(createdb -h {connection.settings_dict['HOST']} -p {connection.settings_dict['PORT']} "
+        f"-U {connection.settings_dict['USER']} {missing}) or correct the URL"
+    ]

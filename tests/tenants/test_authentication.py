@@ -70,6 +70,23 @@ def test_another_scheme_is_not_accepted(organization):
     assert_unauthorized(get_with(f"Api-Key {key}"), "not_authenticated")
 
 
+def test_a_token_scheme_is_told_that_the_scheme_is_bearer(organization):
+    _, key = make_api_key(organization)
+    response = get_with(f"Token {key}")
+
+    assert_unauthorized(response, "not_authenticated")
+    assert response.json()["error"]["message"] == (
+        "The Authorization scheme is Bearer, not Token: send `Authorization: Bearer <API key>`."
+    )
+
+
+def test_a_bare_bearer_is_told_to_add_the_key():
+    response = get_with("Bearer")
+
+    assert_unauthorized(response, "not_authenticated")
+    assert "needs the API key after it" in response.json()["error"]["message"]
+
+
 def test_a_bearer_without_a_key_is_401():
     assert_unauthorized(get_with("Bearer "), "authentication_failed")
 

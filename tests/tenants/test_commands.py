@@ -47,3 +47,29 @@ def test_create_api_key_prints_a_working_key_alone_on_the_last_line():
 def test_create_api_key_for_an_unknown_organization_fails():
     with pytest.raises(CommandError, match="No organization"):
         run("create_api_key", "nobody", "--name", "x")
+
+
+def test_demo_api_key_prints_a_working_key_and_a_curl_for_the_given_base_url():
+    organization = Organization.objects.create(slug="demo-1", name="Demo")
+    out, _ = run("demo_api_key", "--base-url", "http://127.0.0.1:8011")
+
+    key = out.strip().splitlines()[-1]
+    assert f"curl -H 'Authorization: Bearer {key}' http://127.0.0.1:8011/api/v1/orders/" in out
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+    assert client.get("/api/v1/orders/").status_code == 200
+    assert OrganizationAPIKey.objects.get_from_key(key).organization == organization
+
+
+def test_demo_api_key_makes_a_new_key_named_for_each_run():
+    Organization.objects.create(slug="demo-1", name="Demo")
+    first, _ = run("demo_api_key")
+    second, _ = run("demo_api_key")
+
+    assert first.splitlines()[-1] != second.splitlines()[-1]
+    assert OrganizationAPIKey.objects.filter(name__startswith="make run ").count() == 2
+
+
+def test_demo_api_key_without_an_organization_says_to_seed():
+    with pytest.raises(CommandError, match="seed_demo"):
+        run("demo_api_key")

@@ -94,6 +94,8 @@ def test_exactly_the_rate_passes_a_concurrent_burst_across_processes_and_every_4
         DJANGO_ENV="test",
         DATABASE_URL=server_database_url,
         REDIS_URL=server_redis_url,
+        # The test process's own keys in the Redis it was given (tests/own_cache.py).
+        REDIS_KEY_PREFIX=settings.REDIS_KEY_PREFIX,
         API_THROTTLE_RATE=f"{LIMIT}/minute",
         WEB_CONCURRENCY=4,
         GUNICORN_THREADS=4,

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from django.template.loader import render_to_string
 from django.utils.safestring import mark_safe
 
+from apps.common.units import format_number
+
 WIDTH = 600
 HEIGHT = 210
 LEFT, RIGHT, TOP, BOTTOM = 78, 14, 12, 42
@@ -30,19 +32,7 @@ class Series:
     values: list  # one number per time bucket, None where the bucket has no data (a gap)
 
 
-def _number(value):
-    """A compact number: 1234 → 1,234; 12.5 → 12.5; 0.25 → 0.25."""
-    if value == int(value):
-        return f"{int(value):,}"
-    if abs(value) >= 100:
-        return f"{value:,.0f}"
-    if abs(value) >= 10:
-        return f"{value:.1f}"
-    return f"{value:.2f}".rstrip("0").rstrip(".")
-
-
-def format_milliseconds(value):
-    return f"{_number(value / 1000)} s" if value >= 1000 else f"{_number(value)} ms"
+_number = format_number
 
 
 def format_percent(value):
@@ -55,14 +45,6 @@ def format_per_minute(value):
 
 def format_count(value):
     return _number(value)
-
-
-def format_bytes(value):
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{_number(round(value, 1))} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
 
 
 def nice_step(maximum, ticks=Y_TICKS):
@@ -111,11 +93,14 @@ def line_chart(
     time_zone_name,
     empty_message,
     zero_is_data=False,
+    last_in_progress=False,
 ):
     """A time-series chart: one polyline and one titled point per bucket and series.
 
     `times` are the bucket starts (aware datetimes, already in the display time zone). A chart
     whose series hold no value, or only zeros unless `zero_is_data`, shows `empty_message`.
+    With `last_in_progress` the last bucket is still filling: its point is hollow, titled
+    "in progress", and reached by a dashed line, so that a partial count does not read as a drop.
     """
     values = [value for item in series for value in item.values if value is not None]
     if not values or (not zero_is_data and not any(values)):
@@ -135,6 +120,7 @@ def line_chart(
     drawn = []
     for number, item in enumerate(series):
         segments, segment, points = [], [], []
+        partial_segment = None
         for index, value in enumerate(item.values):
             if value is None:
                 if segment:
@@ -142,13 +128,19 @@ def line_chart(
                 segment = []
                 continue
             cx, cy = _decimal(x(index)), _decimal(y(value))
-            segment.append(f"{cx},{cy}")
+            in_progress = last_in_progress and index == count - 1
+            if in_progress:
+                # Dashed from the last complete point, if there is one next to it.
+                partial_segment = f"{segment[-1]} {cx},{cy}" if segment else None
+            else:
+                segment.append(f"{cx},{cy}")
             points.append(
                 {
                     "cx": cx,
                     "cy": cy,
                     "moment": times[index].strftime(time_format),
                     "value": value_format(value),
+                    "in_progress": in_progress,
                 }
             )
         if segment:
@@ -158,6 +150,7 @@ def line_chart(
                 "name": item.name,
                 "css": f"ops-series-{number % SERIES_CLASSES}",
                 "segments": segments,
+                "partial_segment": partial_segment,
                 "points": points,
             }
         )

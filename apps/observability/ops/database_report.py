@@ -132,11 +132,16 @@ LIMIT %s
 INDEXES_SQL = """
 SELECT s.schemaname AS schema, s.relname AS table_name, s.indexrelname AS index_name,
        pg_relation_size(s.indexrelid) AS bytes, s.idx_scan AS scans,
-       i.indisunique AS is_unique, i.indisprimary AS is_primary
+       i.indisunique AS is_unique, i.indisprimary AS is_primary,
+       greatest(t.reltuples, 0)::bigint AS table_rows
 FROM pg_stat_user_indexes s
 JOIN pg_index i ON i.indexrelid = s.indexrelid
+JOIN pg_class t ON t.oid = s.relid
 ORDER BY bytes DESC, index_name
 """
+# Below this many rows (the planner's estimate) a sequential scan is as good as any index, so an
+# index never scanned there says nothing: a fresh database would list every index it has.
+UNUSED_INDEX_MIN_TABLE_ROWS = 10_000
 
 # A foreign key is covered when an index's leading columns are exactly its columns.
 UNINDEXED_FOREIGN_KEYS_SQL = """
@@ -227,17 +232,29 @@ def _postgres_tables(cursor):
 
 def _postgres_indexes(cursor):
     rows = _fetch(cursor, INDEXES_SQL)
-    unused = [
+    unscanned = [
         row for row in rows if row["scans"] == 0 and not row["is_unique"] and not row["is_primary"]
     ]
+    unused = [row for row in unscanned if row["table_rows"] >= UNUSED_INDEX_MIN_TABLE_ROWS]
+    small = len(unscanned) - len(unused)
+    left_out = (
+        f" {small} unscanned index(es) of tables under {UNUSED_INDEX_MIN_TABLE_ROWS:,} rows are "
+        "left out: there a sequential scan is as good, so never scanned says nothing."
+        if small
+        else ""
+    )
     return (
         Section(rows=rows[:TOP_INDEXES]),
         Section(
             rows=unused,
-            message="Every index that is not unique has been used since statistics were reset.",
+            message=(
+                "Every index that is not unique, on a table of at least "
+                f"{UNUSED_INDEX_MIN_TABLE_ROWS:,} rows, has been used since statistics were "
+                f"reset.{left_out}"
+            ),
             details={
                 "note": "Counted on this server since its statistics were last reset; an index "
-                "may still serve queries on a read replica."
+                f"may still serve queries on a read replica.{left_out}"
             },
         ),
     )

@@ -26,6 +26,7 @@ from django_redis import get_redis_connection
 from redis.exceptions import RedisError
 
 from apps.api.errors import BadParameter
+from apps.common import units
 from apps.common.database import all_pool_statistics
 from apps.common.ops_access import OPS_PERMISSION, may_view_ops
 from apps.observability.health import checks as health
@@ -209,8 +210,7 @@ def _change_text(change, unit="%"):
     return f"{arrow} {abs(change):g} {unit} vs previous"
 
 
-def _milliseconds(value):
-    return charts.format_milliseconds(value) if value is not None else "\N{EN DASH}"
+_milliseconds = units.format_milliseconds
 
 
 def _totals(line):
@@ -291,7 +291,7 @@ LINE_CHARTS = {
     "latency": LineChart(
         title="Latency percentiles, {subject}, {per_bucket}",
         series=tuple((name, _percentile(name)) for name in ("p50", "p95", "p99")),
-        value_format=charts.format_milliseconds,
+        value_format=units.format_milliseconds,
         axis_label="latency (ms)",
     ),
     "error_rate": _share_chart(
@@ -342,6 +342,8 @@ def _charts(line, subject):
             time_zone_name=zone_name,
             empty_message=empty,
             zero_is_data=chart.zero_is_data,
+            # Span.ending_at ends every window with the bucket that holds now.
+            last_in_progress=True,
         )
         for key, chart in LINE_CHARTS.items()
     }
@@ -551,7 +553,7 @@ def database(request, window, refresh):
         "tables_chart": charts.bar_chart(
             label="Largest tables, total size with indexes",
             bars=[(row["table_name"], row["total_bytes"]) for row in tables.rows[:10]],
-            value_format=charts.format_bytes,
+            value_format=units.format_bytes,
             empty_message="No tables yet: run manage.py migrate.",
         ),
         "long_running_seconds": database_report.long_running_seconds(),

@@ -26,16 +26,20 @@ def money_filter(lookup_expr):
     )
 
 
-class UTCDateTimeFromToRangeFilter(filters.IsoDateTimeFromToRangeFilter):
+class UTCDateTimeFilter(filters.IsoDateTimeFilter):
+    """An ISO 8601 bound, compared in UTC; its errors are reported under `parameter`, the query
+    parameter the client sent (not the model field)."""
+
+    def __init__(self, *args, parameter, **kwargs):
+        self.parameter = parameter
+        super().__init__(*args, **kwargs)
+
     def filter(self, queryset, value):
-        if value:
+        if value is not None:
             try:
-                value = slice(
-                    value.start and database_datetime(value.start),
-                    value.stop and database_datetime(value.stop),
-                )
+                value = database_datetime(value)
             except exceptions.ValidationError as error:
-                raise exceptions.ValidationError({self.field_name: error.detail}) from None
+                raise exceptions.ValidationError({self.parameter: error.detail}) from None
         return super().filter(queryset, value)
 
 
@@ -83,8 +87,14 @@ class ProductFilter(filters.FilterSet):
 class OrderFilter(filters.FilterSet):
     status = filters.ChoiceFilter(choices=Order.Status.choices)
     customer = IdFilter(field_name="customer_id")
-    created = UTCDateTimeFromToRangeFilter(field_name="created_at")
+    # Two filters, not one range: an error names the parameter that was wrong.
+    created_after = UTCDateTimeFilter(
+        field_name="created_at", lookup_expr="gte", parameter="created_after"
+    )
+    created_before = UTCDateTimeFilter(
+        field_name="created_at", lookup_expr="lte", parameter="created_before"
+    )
 
     class Meta:
         model = Order
-        fields = ["status", "customer", "created"]
+        fields = ["status", "customer", "created_after", "created_before"]

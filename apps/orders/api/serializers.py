@@ -134,20 +134,27 @@ class OrderCreateSerializer(serializers.Serializer):
         return customer
 
     def validate_lines(self, lines):
-        product_ids = [line["product"] for line in lines]
-        if len(set(product_ids)) != len(product_ids):
-            raise serializers.ValidationError("Each product may appear only once.")
+        # Every error of `lines` is keyed by line index, like DRF's own errors for list items
+        # (and `non_field_errors` for the list as a whole): one shape for a client to read.
+        first_line_of = {}
+        errors = {}
+        for index, line in enumerate(lines):
+            first = first_line_of.setdefault(line["product"], index)
+            if first != index:
+                errors[index] = {
+                    "product": [
+                        f"Product {line['product']} is on line {first} already; "
+                        "each product may appear only once."
+                    ]
+                }
         known = set(
             Product.objects.for_org(self.context["organization"])
-            .filter(pk__in=product_ids)
+            .filter(pk__in=list(first_line_of))
             .values_list("pk", flat=True)
         )
-        # Keyed by line index, like DRF's own errors for list items.
-        errors = {
-            index: {"product": [f"No product with id {line['product']}."]}
-            for index, line in enumerate(lines)
-            if line["product"] not in known
-        }
+        for index, line in enumerate(lines):
+            if line["product"] not in known:
+                errors.setdefault(index, {"product": [f"No product with id {line['product']}."]})
         if errors:
-            raise serializers.ValidationError(errors)
+            raise serializers.ValidationError(dict(sorted(errors.items())))
         return lines

@@ -13,7 +13,9 @@ from drf_spectacular.utils import (
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.filters import OrderingFilter
+from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
+from rest_framework.routers import APIRootView
 from rest_framework.views import APIView
 
 from apps.api.errors import error_responses
@@ -32,6 +34,15 @@ from apps.orders.api.serializers import (
 from apps.orders.models import Customer, Order, Product
 
 ID_PATTERN = "[0-9]{1,18}"
+
+
+@extend_schema(exclude=True)
+class ApiRootView(APIRootView):
+    """GET /api/v1/: the URL of every endpoint. Public, like the schema: it holds no data."""
+
+    authentication_classes = []
+    permission_classes = [AllowAny]
+    throttle_classes = []
 
 
 # Everything an API view shares: the key's organization, and no caching of answers.
