@@ -20,12 +20,14 @@ from tests.processes import run_manage
 pytestmark = [pytest.mark.django_db]
 
 
-def samples(text):
+def samples(text, fail_on="critical"):
+    """The audit's series for one gate: other tests of the process may have exported others."""
     return {
         sample.name: sample.value
         for family in text_string_to_metric_families(text)
         for sample in family.samples
         if sample.name.startswith("orders_scaling_audit")
+        and sample.labels.get("fail_on", fail_on) == fail_on
     }
 
 
