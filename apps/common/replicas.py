@@ -23,6 +23,7 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connections
+from prometheus_client import Counter
 
 from apps.common.breakers import breaker
 from apps.common.database import close_connection, replica_aliases
@@ -34,6 +35,17 @@ IN_ROTATION = "in_rotation"
 LAGGING = "lagging"
 DOWN = "down"
 STATES = (IN_ROTATION, LAGGING, DOWN)
+
+HEAVY_READS = Counter(
+    "orders_heavy_reads_total",
+    "Heavy reads (reports) by the database that answered them: a replica, or the primary.",
+    ["alias"],
+)
+REPLICA_READ_FAILURES = Counter(
+    "orders_replica_read_failures_total",
+    "Heavy reads that failed on a replica and were run again on the primary, by replica.",
+    ["alias"],
+)
 
 # The lag of a standby: 0 when it has replayed everything it received (an idle primary writes
 # nothing, so the last replay's age says nothing), else the age of the last transaction replayed.
@@ -237,15 +249,29 @@ def read_on_replica(read, *, primary=False):
     A replica that fails during the read leaves the rotation and the read runs on the primary.
     """
     alias = PRIMARY if primary else read_replica_alias()
-    if alias == PRIMARY:
-        return read(PRIMARY)
-    try:
-        return read(alias)
-    except (OperationalError, InterfaceError) as error:
-        close_connection(alias)
-        monitor.mark_down(alias, error)
-        logger.warning("read on %s failed (%s); reading the primary", alias, type(error).__name__)
-        return read(PRIMARY)
+    if alias != PRIMARY:
+        try:
+            result = read(alias)
+        except (OperationalError, InterfaceError) as error:
+            close_connection(alias)
+            monitor.mark_down(alias, error)
+            REPLICA_READ_FAILURES.labels(alias).inc()
+            logger.warning(
+                "read on %s failed (%s); reading the primary", alias, type(error).__name__
+            )
+        else:
+            HEAVY_READS.labels(alias).inc()
+            return result
+    result = read(PRIMARY)
+    HEAVY_READS.labels(PRIMARY).inc()
+    return result
+
+
+def export_counters_at_zero():
+    for alias in (PRIMARY, *replica_aliases()):
+        HEAVY_READS.labels(alias)
+    for alias in replica_aliases():
+        REPLICA_READ_FAILURES.labels(alias)
 
 
 def sticky_seconds():

@@ -15,6 +15,7 @@ from django.conf import settings
 from django_prometheus.db.metrics import connection_errors_total
 from prometheus_client import Counter, Gauge, multiprocess
 
+from apps.common import replicas
 from apps.common.database import all_pool_statistics
 from apps.observability.metrics.resources import update_resource_gauges
 
@@ -107,6 +108,7 @@ def export_counters_at_zero():
     for alias, database in settings.DATABASES.items():
         vendor = "postgresql" if database["ENGINE"].endswith("postgresql") else "sqlite"
         connection_errors_total.labels(alias, vendor)
+    replicas.export_counters_at_zero()
 
 
 def registry():
