@@ -90,7 +90,9 @@ def classify(alias, in_recovery, lag_seconds):
 class ReplicaMonitor:
     """One thread per process checking every replica every DB_REPLICA_CHECK_SECONDS."""
 
-    def __init__(self):
+    def __init__(self, aliases=replica_aliases, check_in_background=True):
+        self.aliases = aliases
+        self.check_in_background = check_in_background
         self._lock = threading.Lock()
         self._states = {}
         self._connections = {}
@@ -106,12 +108,13 @@ class ReplicaMonitor:
         with self._lock:
             if self._started_pid == os.getpid():
                 return
+            if self._started_pid is not None:
+                # A forked child inherits its parent's view and sockets: start from nothing.
+                self._states = {}
+                self._connections = {}
+                self._stop = threading.Event()
             self._started_pid = os.getpid()
-            # A forked child inherits its parent's view and sockets: start from nothing.
-            self._states = {}
-            self._connections = {}
-            self._stop = threading.Event()
-            if not replica_aliases():
+            if not self.aliases() or not self.check_in_background:
                 return
             threading.Thread(
                 target=self._run, args=(self._stop,), name="replica-monitor", daemon=True
@@ -130,7 +133,7 @@ class ReplicaMonitor:
 
     def check_all(self):
         """Check every replica now; returns the states."""
-        for alias in replica_aliases():
+        for alias in self.aliases():
             self.record(self.check(alias))
         states = self.states()
         for listener in list(self.listeners):
@@ -207,7 +210,7 @@ class ReplicaMonitor:
         with self._lock:
             known = dict(self._states)
         states = {}
-        for alias in replica_aliases():
+        for alias in self.aliases():
             state = known.get(alias)
             gate = breaker(alias)
             if gate.is_open and (state is None or state.state != DOWN):
@@ -237,7 +240,7 @@ def replicas_in_rotation():
 
 def read_replica_alias():
     """A replica in rotation for a heavy read, or the primary when there is none."""
-    if not replica_aliases():
+    if not monitor.aliases():
         return PRIMARY
     candidates = replicas_in_rotation()
     return random.choice(candidates) if candidates else PRIMARY  # noqa: S311 - load spreading
@@ -277,7 +280,7 @@ def export_counters_at_zero():
 def sticky_seconds():
     """How long after a write its writer's heavy reads stay on the primary: at least
     DB_REPLICA_STICKY_SECONDS, and at least the lag of the replicas in rotation."""
-    if not replica_aliases():
+    if not monitor.aliases():
         return settings.DB_REPLICA_STICKY_SECONDS
     lags = [
         state.lag_seconds

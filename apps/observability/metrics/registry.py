@@ -17,7 +17,7 @@ from prometheus_client import Counter, Gauge, multiprocess
 
 from apps.common import replicas
 from apps.common.database import all_pool_statistics
-from apps.observability.metrics.resources import update_resource_gauges
+from apps.observability.metrics.resources import update_database_gauges, update_resource_gauges
 
 SLOW_REQUESTS = Counter(
     "orders_slow_requests_total",
@@ -98,8 +98,10 @@ def update_gauges():
 
 
 def update_gauges_job(final):
-    """The flusher's job: the gauges follow the pools and resources between scrapes."""
+    """The flusher's job: the gauges follow the pools and resources between scrapes, and
+    PostgreSQL's connections are read."""
     update_gauges()
+    update_database_gauges()
 
 
 def export_counters_at_zero():

@@ -7,8 +7,9 @@ hook). Figures about something shared (the container's memory, the disk, Postgre
 connections, the replicas) are the same in every process and exported once (`livemax`).
 
 They are refreshed when /metrics is scraped (the scraping worker), by the background flusher
-(every worker, every TELEMETRY_FLUSH_SECONDS), and the replica gauges after every check of the
-replica monitor (apps.common.replicas).
+(every worker, every TELEMETRY_FLUSH_SECONDS; the only one that asks PostgreSQL for its
+connections: a scrape runs no query), and the replica gauges after every check of the replica
+monitor (apps.common.replicas).
 """
 
 import logging
@@ -21,8 +22,8 @@ from django.db import DatabaseError, connections
 from prometheus_client import Gauge
 
 from apps.common import replicas
-from apps.common.breakers import all_breakers
-from apps.common.database import all_pool_statistics, close_connection
+from apps.common.breakers import all_breakers, breaker
+from apps.common.database import all_pool_statistics
 
 logger = logging.getLogger(__name__)
 
@@ -216,23 +217,23 @@ def update_host_gauges():
     DISK_SIZE.labels(path).set(disk.total)
 
 
-def update_database_gauges():
-    """Breakers, and the primary's connections against max_connections (skipped while it is
-    unreachable: a scrape must not wait for it)."""
-    breakers = all_breakers()
-    for alias, gate in breakers.items():
+def update_breaker_gauges():
+    for alias, gate in all_breakers().items():
         DATABASE_UNREACHABLE.labels(alias).set(1 if gate.is_open else 0)
-    if connections["default"].vendor != "postgresql" or breakers["default"].is_open:
+
+
+def update_database_gauges():
+    """The primary's connections against max_connections (not while it is unreachable)."""
+    if connections["default"].vendor != "postgresql" or breaker("default").is_open:
         return
     try:
         with connections["default"].cursor() as cursor:
             cursor.execute(CONNECTIONS_SQL)
             in_use, usable = cursor.fetchone()
     except DatabaseError as error:
+        # The connection goes back to the pool with the request (or the flusher's cycle).
         logger.debug("reading PostgreSQL's connections failed: %s", error)
         return
-    finally:
-        close_connection("default")
     POSTGRES_CONNECTIONS.labels("default").set(in_use)
     POSTGRES_MAX_CONNECTIONS.labels("default").set(usable)
 
@@ -250,7 +251,8 @@ def update_replica_gauges(states=None):
 
 
 def update_resource_gauges():
+    """What a scrape refreshes: nothing here queries a database."""
     update_worker_gauges()
     update_host_gauges()
-    update_database_gauges()
+    update_breaker_gauges()
     update_replica_gauges()
