@@ -47,14 +47,20 @@ REPLICA_READ_FAILURES = Counter(
     ["alias"],
 )
 
-# The lag of a standby: 0 when it has replayed everything it received (an idle primary writes
-# nothing, so the last replay's age says nothing), else the age of the last transaction replayed.
+# The lag of a standby. Caught up (0) when it has replayed the primary's WAL position read just
+# before, or, with the primary out of reach, everything it received; otherwise the age of the
+# last transaction it replayed. (Comparing with its own receive position alone keeps a restarted
+# standby "behind" until the primary next commits, and a cut-off one "caught up" forever.)
 REPLICA_STATE_SQL = """
 SELECT pg_is_in_recovery(),
-       CASE WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
+       CASE WHEN %(primary_lsn)s::pg_lsn IS NOT NULL
+                 AND pg_last_wal_replay_lsn() >= %(primary_lsn)s::pg_lsn THEN 0
+            WHEN %(primary_lsn)s::pg_lsn IS NULL
+                 AND pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
             ELSE EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp())
        END
 """
+PRIMARY_POSITION_SQL = "SELECT pg_current_wal_lsn()::text"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -165,12 +171,30 @@ class ReplicaMonitor:
             finally:
                 close_connection(alias)
             return True, 0.0
+        primary_lsn = self._primary_position()
+        connection = self._connection(alias)
+        in_recovery, lag = connection.execute(
+            REPLICA_STATE_SQL, {"primary_lsn": primary_lsn}
+        ).fetchone()
+        return in_recovery, None if lag is None else float(lag)
+
+    def _connection(self, alias):
         connection = self._connections.get(alias)
         if connection is None or connection.closed:
             connection = self._connect(alias)
             self._connections[alias] = connection
-        in_recovery, lag = connection.execute(REPLICA_STATE_SQL).fetchone()
-        return in_recovery, None if lag is None else float(lag)
+        return connection
+
+    def _primary_position(self):
+        """The primary's current WAL position, or None while it is out of reach."""
+        if breaker(PRIMARY).is_open or connections[PRIMARY].vendor != "postgresql":
+            return None
+        try:
+            return self._connection(PRIMARY).execute(PRIMARY_POSITION_SQL).fetchone()[0]
+        except Exception as error:
+            self._drop_connection(PRIMARY)
+            logger.debug("reading the primary's WAL position failed: %s", error)
+            return None
 
     @staticmethod
     def _connect(alias):

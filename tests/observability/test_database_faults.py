@@ -25,9 +25,11 @@ from tests.observability.conftest import (
     POSTGRES_BIN,
     ThrowawayPostgres,
     environment_for_test_mode,
+    prepare_staff_database,
+    sign_in_as_staff,
     wait_until,
 )
-from tests.processes import production_environment, run_manage, running_gunicorn
+from tests.processes import run_manage, running_gunicorn
 
 pytestmark = [
     pytest.mark.system,
@@ -130,6 +132,22 @@ class Topology:
         ]
         return states[0] if len(states) == 1 else states
 
+    def health_detailed_replica(self):
+        response = self.server.get(
+            "/health-detailed", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}
+        )
+        return response.json()["checks"]["replica_1"]
+
+    def ops_database_replica_row(self):
+        """The replica's row of the ops database page, as text."""
+        html = (
+            sign_in_as_staff(self.server.base_url)
+            .get(f"{self.server.base_url}/admin/ops/database/", timeout=10)
+            .text
+        )
+        row = re.search(r"<tr><td>replica_1</td>(.*?)</tr>", html, re.DOTALL)
+        return re.sub(r"<[^>]+>", " ", row.group(1)) if row else html[-2000:]
+
     def reads(self, alias):
         """Heavy reads answered by `alias` so far (a counter of all workers)."""
         return self.gauge("orders_heavy_reads_total", alias=alias)
@@ -172,22 +190,17 @@ def topology(tmp_path_factory):
         primary.start()
         primary.create_database("orders")
         setup = environment_for_test_mode(DATABASE_URL=primary.url("orders"))
-        for command in (
-            ("migrate", "--noinput"),
-            ("create_organization", "faults", "--name", "Faults"),
-        ):
-            completed = run_manage(*command, environment=setup)
-            assert completed.returncode == 0, completed.stdout + completed.stderr
+        prepare_staff_database(primary.url("orders"))
+        completed = run_manage("create_organization", "faults", "--name", "F", environment=setup)
+        assert completed.returncode == 0, completed.stdout + completed.stderr
         created = run_manage("create_api_key", "faults", "--name", "faults", environment=setup)
         assert created.returncode == 0, created.stderr
         key = created.stdout.strip().splitlines()[-1]
         replica.initialise()
         replica.start()
-        environment = production_environment(
+        environment = environment_for_test_mode(
             DATABASE_URL=primary.url("orders"),
             DATABASE_REPLICA_URLS=replica.url("orders"),
-            DJANGO_ALLOWED_HOSTS="127.0.0.1",
-            DJANGO_SECURE_SSL_REDIRECT="false",
             METRICS_TOKEN=METRICS_TOKEN,
             API_THROTTLE_RATE="100000/minute",
             DB_REPLICA_MAX_LAG_SECONDS=REPLICA_MAX_LAG_SECONDS,
@@ -275,6 +288,8 @@ def test_replica_lagging_past_the_limit_leaves_rotation_and_reports_read_the_pri
         ((orders_on_replica,),) = topology.replica.execute(
             "SELECT count(*) FROM orders_order WHERE status = 'paid'"
         )
+        health = topology.health_detailed_replica()
+        ops_row = topology.ops_database_replica_row()
     finally:
         topology.replica.execute("SELECT pg_wal_replay_resume()")
     back = wait_until(lambda: topology.replica_state() == "in_rotation", STATE_CHANGE_SECONDS)
@@ -283,7 +298,8 @@ def test_replica_lagging_past_the_limit_leaves_rotation_and_reports_read_the_pri
         f"\nreplica replay paused: state lagging: {bool(lagging)}, lag gauge {lag:.1f} s (limit "
         f"{REPLICA_MAX_LAG_SECONDS} s); the report counts {orders_after} paid orders (before "
         f"{orders_before}; the replica has {orders_on_replica}), {from_replica:g} replica reads; "
-        f"in rotation again after resuming: {bool(back)}"
+        f"in rotation again after resuming: {bool(back)}; /health-detailed: "
+        f"{health['status']}, {health['message']!r}; ops page row: {' '.join(ops_row.split())!r}"
     )
     assert lagging
     assert lag > REPLICA_MAX_LAG_SECONDS
@@ -291,6 +307,9 @@ def test_replica_lagging_past_the_limit_leaves_rotation_and_reports_read_the_pri
     assert orders_after == orders_before + 1
     assert from_replica == 0
     assert back
+    assert health["status"] == "degraded"
+    assert health["message"].startswith("lagging, out of rotation")
+    assert "lagging" in ops_row
 
 
 def test_a_report_right_after_a_write_reads_the_primary_though_the_replica_has_not_replayed_it(
