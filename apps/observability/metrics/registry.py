@@ -12,6 +12,10 @@ import os
 
 import prometheus_client
 from django.conf import settings
+
+# django-prometheus' cache counters, registered whatever the cache backend: the dashboard's hit
+# ratio then reads 0 rather than nothing without Redis.
+from django_prometheus.cache import metrics as cache_metrics  # noqa: F401
 from django_prometheus.db.metrics import connection_errors_total
 from prometheus_client import Counter, Gauge, multiprocess
 
