@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, connections
+from django.db import DatabaseError, InterfaceError, OperationalError, connections
 from prometheus_client import Counter
 
 from apps.common.breakers import breaker
@@ -161,7 +161,29 @@ class ReplicaMonitor:
                 alias, DOWN, None, f"unreachable ({type(error).__name__})", time.time()
             )
         breaker(alias).record_success()
-        return classify(alias, in_recovery, lag_seconds)
+        state = classify(alias, in_recovery, lag_seconds)
+        if state.in_rotation and not self._in_rotation(alias) and not self._pool_serves(alias):
+            # psycopg_pool retries with a back-off of seconds: until it has reconnected, every
+            # report would wait DB_REPLICA_POOL_TIMEOUT for it.
+            message = "answers, but its connection pool has not reconnected yet"
+            return ReplicaState(alias, DOWN, state.lag_seconds, message, state.checked_at)
+        return state
+
+    def _in_rotation(self, alias):
+        with self._lock:
+            state = self._states.get(alias)
+        return state is not None and state.in_rotation
+
+    @staticmethod
+    def _pool_serves(alias):
+        """Whether a request would get a connection of `alias` now (and the pool one to keep)."""
+        try:
+            connections[alias].ensure_connection()
+        except DatabaseError:
+            return False
+        finally:
+            close_connection(alias)
+        return True
 
     def _measure(self, alias):
         if connections[alias].vendor != "postgresql":
