@@ -388,6 +388,7 @@ class Load:
 
 def test_primary_stopped_answers_503_fast_and_recovers_without_a_restart(topology):
     worker_pid = topology.server.get("/health").json()["pid"]
+    staff = sign_in_as_staff(topology.server.base_url)
     with Load(topology.client) as load:
         time.sleep(1)
         stopped_at = time.monotonic()
@@ -395,7 +396,10 @@ def test_primary_stopped_answers_503_fast_and_recovers_without_a_restart(topolog
         time.sleep(1)
         ready_during = topology.server.get("/ready").status_code
         health_during = topology.server.get("/health").status_code
-        time.sleep(PRIMARY_OUTAGE_SECONDS - 2)
+        admin_started = time.monotonic()
+        admin = staff.get(f"{topology.server.base_url}/admin/orders/order/", timeout=10)
+        admin_seconds = time.monotonic() - admin_started
+        time.sleep(PRIMARY_OUTAGE_SECONDS - 2 - admin_seconds)
         topology.primary.start()
         restarted_at = time.monotonic()
         wait_until(lambda: load.first_200_after(restarted_at), RECOVERY_SECONDS * 2)
@@ -413,7 +417,9 @@ def test_primary_stopped_answers_503_fast_and_recovers_without_a_restart(topolog
         f"{len(during)} answers while down: {len(unavailable)} x 503, "
         f"{sum(a.status == 200 for a in during)} x 200 (served before the stop took effect), "
         f"other {others}; first 503 {first_503:.3f} s after the stop, worst request "
-        f"{worst:.3f} s; /ready {ready_during}, /health {health_during}; first 200 "
+        f"{worst:.3f} s; /ready {ready_during}, /health {health_during}; the admin "
+        f"{admin.status_code} {admin.headers.get('Content-Type')} in {admin_seconds:.3f} s; "
+        f"first 200 "
         f"{recovery:.3f} s after PostgreSQL accepted connections again"
     )
     assert unavailable
@@ -423,5 +429,9 @@ def test_primary_stopped_answers_503_fast_and_recovers_without_a_restart(topolog
     assert max(a.seconds for a in unavailable) < OUTAGE_ANSWER_SECONDS
     assert worst < OUTAGE_WORST_SECONDS
     assert (ready_during, health_during) == (503, 200)
+    assert admin.status_code == 503
+    assert admin.headers["Content-Type"].startswith("text/html")
+    assert int(admin.headers["Retry-After"]) > 0
+    assert admin_seconds < OUTAGE_ANSWER_SECONDS
     assert recovery < RECOVERY_SECONDS
     assert topology.server.get("/health").json()["pid"] == worker_pid
