@@ -226,6 +226,14 @@ def database_settings(variable, url_config, alias="default"):
     options.setdefault(
         "connect_timeout", DB_REPLICA_CONNECT_TIMEOUT if is_replica else DB_CONNECT_TIMEOUT
     )
+    if is_replica:
+        # A replica host that vanishes (no RST) breaks its connections within seconds rather
+        # than the kernel's retransmission timeout: data unacknowledged for this long, or idle
+        # connections whose keepalive probes go unanswered, fail (reports then read the primary).
+        options.setdefault("tcp_user_timeout", DB_REPLICA_CONNECT_TIMEOUT * 1000)
+        options.setdefault("keepalives_idle", 5)
+        options.setdefault("keepalives_interval", 1)
+        options.setdefault("keepalives_count", 3)
     options.setdefault("application_name", "orders-service")
     if DB_SSLMODE:
         options["sslmode"] = DB_SSLMODE

@@ -35,6 +35,8 @@ IN_ROTATION = "in_rotation"
 LAGGING = "lagging"
 DOWN = "down"
 STATES = (IN_ROTATION, LAGGING, DOWN)
+# A state older than this many check intervals is not trusted: the check is stuck.
+STALE_CHECKS = 3
 
 HEAVY_READS = Counter(
     "orders_heavy_reads_total",
@@ -252,9 +254,11 @@ class ReplicaMonitor:
             )  # fmt: skip
 
     def states(self):
-        """The last known state of every replica (down while its breaker is open)."""
+        """The last known state of every replica: down while its breaker is open, and when its
+        last check is too old (a server that accepts and never answers holds the check)."""
         with self._lock:
             known = dict(self._states)
+        stale_before = time.time() - STALE_CHECKS * settings.DB_REPLICA_CHECK_SECONDS
         states = {}
         for alias in self.aliases():
             state = known.get(alias)
@@ -263,6 +267,9 @@ class ReplicaMonitor:
                 state = ReplicaState(alias, DOWN, None, f"unreachable ({gate.last_error})")
             elif state is None:
                 state = ReplicaState(alias, DOWN, None, "not checked yet")
+            elif state.checked_at is not None and state.checked_at < stale_before:
+                message = f"no answer to checks for {time.time() - state.checked_at:.0f} s"
+                state = ReplicaState(alias, DOWN, state.lag_seconds, message, state.checked_at)
             states[alias] = state
         return states
 

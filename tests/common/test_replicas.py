@@ -1,5 +1,7 @@
 """Replica routing: which replicas are in rotation, and where a heavy read goes."""
 
+import time
+
 import pytest
 from django.db import OperationalError, ProgrammingError
 from django.test import override_settings
@@ -26,7 +28,7 @@ def monitor(monkeypatch):
 
 
 def in_rotation(alias, lag=0.1):
-    return ReplicaState(alias, IN_ROTATION, lag, "")
+    return ReplicaState(alias, IN_ROTATION, lag, "", checked_at=time.time())
 
 
 @override_settings(DB_REPLICA_MAX_LAG_SECONDS=30)
@@ -124,3 +126,13 @@ def test_a_write_pins_the_primary_at_least_as_long_as_the_replicas_lag(monitor):
     monitor.record(ReplicaState("replica_2", LAGGING, 400.0, "lags"))
 
     assert replicas.sticky_seconds() == 13.0
+
+
+@override_settings(DB_REPLICA_CHECK_SECONDS=1)
+def test_a_replica_whose_checks_stopped_answering_leaves_the_rotation(monitor):
+    monitor.record(in_rotation("replica_1"))
+    stuck_since = time.time() - 10
+    monitor.record(ReplicaState("replica_2", IN_ROTATION, 0.1, "", checked_at=stuck_since))
+
+    assert monitor.states()["replica_2"].state == DOWN
+    assert {replicas.read_replica_alias() for _ in range(50)} == {"replica_1"}
