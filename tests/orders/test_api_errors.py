@@ -329,3 +329,16 @@ def test_every_lines_error_is_an_object_of_line_indexes_or_non_field_errors(api,
         else:
             assert key.isdigit()
             assert isinstance(value, dict)
+
+
+def test_a_database_outage_outside_api_is_a_plain_503_page_to_retry(client):
+    request = RequestFactory().get("/admin/")
+    try:
+        raise OperationalError("connection to server failed: Connection refused")
+    except OperationalError:
+        response = server_error(request)
+
+    assert response.status_code == 503
+    assert response["Content-Type"].startswith("text/html")
+    assert int(response["Retry-After"]) > 0
+    assert b"Connection refused" not in response.content
