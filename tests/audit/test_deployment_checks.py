@@ -176,6 +176,23 @@ def test_no_replica_is_stated():
     assert finding(scaling.scaling(scope()), "replicas").severity == INFO
 
 
+def test_a_lagging_replica_warns_with_its_lag_against_the_limit(monkeypatch, settings):
+    settings.DB_REPLICA_MAX_LAG_SECONDS = 30
+    # The replica's state as the readiness check measures it (tests/observability covers that).
+    lagging = {
+        "alias": "replica_1",
+        "status": "degraded",
+        "message": "lagging, out of rotation: 41 s behind",
+        "lag_seconds": 41.0,
+    }
+    monkeypatch.setattr(scaling, "replica_states", lambda: [lagging])
+
+    replica = finding(scaling.scaling(scope()), "replica:replica_1")
+
+    assert replica.severity == WARNING
+    assert "lag 41.0 s against DB_REPLICA_MAX_LAG_SECONDS 30 s" in replica.evidence
+
+
 def test_unhashed_static_files_warn():
     # Tests run with plain StaticFilesStorage (project/settings.py).
     assert finding(scaling.scaling(scope()), "static:hashed").severity == WARNING

@@ -177,6 +177,16 @@ def test_replica_urls_become_read_only_aliases_mirroring_the_primary_in_tests():
     assert set(aliases) == {"default", "replica_1", "replica_2"}
 
 
+def test_the_replica_lag_limit_keeps_reading_its_former_name():
+    code = "from django.conf import settings; print(settings.DB_REPLICA_MAX_LAG_SECONDS)"
+
+    assert settings_of(code, HEALTH_REPLICA_MAX_LAG_SECONDS="45") == 45.0
+    assert (
+        settings_of(code, HEALTH_REPLICA_MAX_LAG_SECONDS="45", DB_REPLICA_MAX_LAG_SECONDS="20")
+        == 20.0
+    )
+
+
 def test_redis_url_selects_django_redis_failing_open_with_socket_timeouts():
     cache = settings_of(PRINT_DEFAULT_CACHE, REDIS_URL="redis://cache:6379/1")
     assert cache["BACKEND"].endswith(".RedisCache")

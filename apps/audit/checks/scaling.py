@@ -145,18 +145,18 @@ def _replicas():
                 "Add replicas (DATABASE_REPLICA_URLS) when the primary's CPU is taken by reads.",
             )
         ]
-    limit = settings.HEALTH_REPLICA_MAX_LAG_SECONDS
+    limit = settings.DB_REPLICA_MAX_LAG_SECONDS
     return [
         Finding(
             f"replica:{state['alias']}",
             INFO if state["status"] == "ok" else WARNING,
             f"Replica {state['alias']}: {state['status']}",
             f"{state['message']}; lag {state['lag_seconds']} s against "
-            f"HEALTH_REPLICA_MAX_LAG_SECONDS {limit:g} s.",
+            f"DB_REPLICA_MAX_LAG_SECONDS {limit:g} s.",
             ""
             if state["status"] == "ok"
-            else "Reads sent to it are stale or fail: repair replication or remove it from "
-            "DATABASE_REPLICA_URLS.",
+            else "Out of rotation, its reads go to the primary, which carries them all: repair "
+            "replication or remove it from DATABASE_REPLICA_URLS.",
             state,
         )
         for state in states
