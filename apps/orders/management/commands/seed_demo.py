@@ -18,7 +18,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from tqdm import tqdm
 
-from apps.common.bulk_load import load_rows, reserve_ids
+from apps.common.bulk_load import foreign_keys_checked_at_end, load_rows, reserve_ids
 from apps.orders.models import Customer, Order, OrderLine, OrderNumberSequence, Product
 from apps.orders.services import format_order_number
 from apps.tenants.models import Organization, OrganizationAPIKey
@@ -44,6 +44,9 @@ COMPANIES = ["Acme", "Globex", "Initech", "Umbrella", "Hooli", "Vandelay", "Star
 # pending, paid, shipped, cancelled: most orders of the past are done.
 STATUS_WEIGHTS = [(Order.Status.PENDING, 10), (Order.Status.PAID, 30), (Order.Status.SHIPPED, 55)]
 STATUS_WEIGHTS.append((Order.Status.CANCELLED, 5))
+STATUSES = [status for status, _ in STATUS_WEIGHTS]
+# What rng.choices(statuses, weights) computes on every call: the same draws, computed once.
+STATUS_CUMULATIVE_WEIGHTS = list(itertools.accumulate(weight for _, weight in STATUS_WEIGHTS))
 HISTORY_DAYS = 90
 ORDER_COLUMNS = ("id", "organization_id", "customer_id", "number", "status", "currency", "total")
 ORDER_COLUMNS += ("created_at", "updated_at", "paid_at", "shipped_at", "cancelled_at")
@@ -161,70 +164,67 @@ class Command(BaseCommand):
         return organization
 
     def seed_orders(self, organization, customers, products, options):
-        rng = self.random
         total_orders = options["orders"]
-        max_lines = min(options["max_lines"], len(products))
-        statuses, weights = zip(*STATUS_WEIGHTS, strict=True)
-        # What rng.choices(statuses, weights) computes per call: the same draws, once.
-        cumulative = list(itertools.accumulate(weights))
         span = HISTORY_DAYS * 86400
-        offsets = sorted(rng.random() * span for _ in range(total_orders))
+        offsets = sorted(self.random.random() * span for _ in range(total_orders))
         sold = Counter()
         lines_written = 0
-        paid, shipped, cancelled = Order.Status.PAID, Order.Status.SHIPPED, Order.Status.CANCELLED
-        for first in range(0, total_orders, self.batch_size):
-            count = min(self.batch_size, total_orders - first)
-            order_rows, line_rows = [], []
-            with transaction.atomic():
-                for index, order_id in enumerate(reserve_ids(Order, count), start=first):
+        # One transaction per organization: its orders appear all at once or not at all.
+        with transaction.atomic(), foreign_keys_checked_at_end(Order, OrderLine):
+            for first in range(0, total_orders, self.batch_size):
+                ids = reserve_ids(Order, min(self.batch_size, total_orders - first))
+                order_rows, line_rows = [], []
+                for index, order_id in enumerate(ids, start=first):
                     created_at = self.now - dt.timedelta(seconds=span - offsets[index])
-                    status = rng.choices(statuses, cum_weights=cumulative)[0]
-                    chosen = rng.sample(products, rng.randint(1, max_lines))
-                    lines = [(product, rng.randint(1, 4)) for product in chosen]
-                    customer = rng.choice(customers)
-                    paid_at = (
-                        created_at + dt.timedelta(minutes=5) if status in (paid, shipped) else None
+                    order, lines = self.order_rows(
+                        organization, customers, products, options, order_id, index, created_at
                     )
-                    shipped_at = created_at + dt.timedelta(days=1) if status == shipped else None
-                    cancelled_at = (
-                        created_at + dt.timedelta(hours=2) if status == cancelled else None
-                    )
-                    total = Decimal("0.00")
-                    for product, quantity in lines:
-                        line_total = product.price * quantity
-                        total += line_total
-                        line_rows.append(
-                            (
-                                organization.pk,
-                                order_id,
-                                product.pk,
-                                quantity,
-                                product.price,
-                                line_total,
-                            )
-                        )
-                        if status != cancelled:
-                            sold[product.pk] += quantity
-                    order_rows.append(
-                        (
-                            order_id,
-                            organization.pk,
-                            customer.pk,
-                            format_order_number(index + 1),
-                            status,
-                            "EUR",
-                            total,
-                            created_at,
-                            # The last time the order changed.
-                            shipped_at or cancelled_at or paid_at or created_at,
-                            paid_at,
-                            shipped_at,
-                            cancelled_at,
-                        )
-                    )
+                    order_rows.append(order)
+                    line_rows.extend(lines)
+                    if order[ORDER_COLUMNS.index("status")] != Order.Status.CANCELLED:
+                        for line in lines:
+                            sold[line[2]] += line[3]
                 load_rows(Order, ORDER_COLUMNS, order_rows)
                 load_rows(OrderLine, LINE_COLUMNS, line_rows)
-            lines_written += len(line_rows)
-            self.bar.set_postfix_str(f"{organization.slug}, {lines_written:,} lines", refresh=False)
-            self.bar.update(count)
+                lines_written += len(line_rows)
+                self.bar.set_postfix_str(
+                    f"{organization.slug}, {lines_written:,} lines", refresh=False
+                )
+                self.bar.update(len(ids))
         return sold
+
+    def order_rows(self, organization, customers, products, options, order_id, index, created_at):
+        """One order's row (ORDER_COLUMNS) and its lines' rows (LINE_COLUMNS)."""
+        rng = self.random
+        status = rng.choices(STATUSES, cum_weights=STATUS_CUMULATIVE_WEIGHTS)[0]
+        chosen = rng.sample(products, rng.randint(1, min(options["max_lines"], len(products))))
+        quantities = [(product, rng.randint(1, 4)) for product in chosen]
+        lines = [
+            (organization.pk, order_id, product.pk, count, product.price, product.price * count)
+            for product, count in quantities
+        ]
+        customer = rng.choice(customers)
+        paid_at = (
+            created_at + dt.timedelta(minutes=5)
+            if status in (Order.Status.PAID, Order.Status.SHIPPED)
+            else None
+        )
+        shipped_at = created_at + dt.timedelta(days=1) if status == Order.Status.SHIPPED else None
+        cancelled_at = (
+            created_at + dt.timedelta(hours=2) if status == Order.Status.CANCELLED else None
+        )
+        order = (
+            order_id,
+            organization.pk,
+            customer.pk,
+            format_order_number(index + 1),
+            status,
+            "EUR",
+            sum((line[-1] for line in lines), Decimal("0.00")),
+            created_at,
+            shipped_at or cancelled_at or paid_at or created_at,  # when it last changed
+            paid_at,
+            shipped_at,
+            cancelled_at,
+        )
+        return order, lines
