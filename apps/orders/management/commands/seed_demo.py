@@ -88,13 +88,14 @@ class Command(BaseCommand):
         slugs = [f"demo-{number}" for number in range(1, options["orgs"] + 1)]
         if taken := Organization.objects.filter(slug__in=slugs).values_list("slug", flat=True):
             raise CommandError(f"Organization {taken[0]} exists already (use --if-empty)")
+        self.quiet = options["verbosity"] == 0
         self.bar = tqdm(
             total=options["orgs"] * options["orders"],
             # The bar rewrites its line: no newline after each write, unlike OutputWrapper.write.
             file=SimpleNamespace(
                 write=lambda text: self.stderr.write(text, ending=""), flush=self.stderr.flush
             ),
-            disable=options["verbosity"] == 0,
+            disable=self.quiet,
             bar_format="seed_demo: orders {n_fmt}/{total_fmt} |{bar}| {percentage:3.0f}% "
             "[{elapsed}<{remaining}, {rate_fmt}{postfix}]",
             unit=" orders",
@@ -121,7 +122,7 @@ class Command(BaseCommand):
         self.stdout.write(key)
 
     def progress(self, message):
-        if self.bar.disable:
+        if self.quiet:
             return
         self.bar.write(f"seed_demo: {message}", file=self.bar.fp)
 
