@@ -156,10 +156,13 @@ def test_long_windows_read_the_rollup_and_match_the_minutes(window_key):
     } == expected_table
 
 
-def test_short_windows_read_the_minutes():
-    for key in ("15m", "1h", "6h"):
+def test_windows_with_minute_buckets_read_the_minutes():
+    for key in ("15m", "1h"):
         assert ops_queries.WINDOWS[key].statistics_model is RequestMinute
-    for key in ("24h", "7d"):
+
+
+def test_windows_with_quarter_hour_buckets_read_the_rollup():
+    for key in ("6h", "24h", "7d"):
         assert ops_queries.WINDOWS[key].statistics_model is RequestQuarterHour
 
 
@@ -203,3 +206,13 @@ def test_the_backfill_batches_stay_within_their_quarter_hours(monkeypatch):
     rollup.backfill_quarter_hours()
 
     assert rollup_rows() == flushed
+
+
+@pytest.mark.parametrize("key", ["1h", "24h"])
+def test_the_busiest_routes_are_the_top_of_the_route_table(key):
+    seed_two_days(time.time())
+    span = ops_queries.Span.ending_at(ops_queries.WINDOWS[key])
+    table = ops_queries.route_table(span, with_sparklines=False)
+    ranked = ops_queries.sort_routes(table, ops_queries.DEFAULT_SORT)
+
+    assert ops_queries.busiest_routes(span, limit=3) == ranked[:3]
