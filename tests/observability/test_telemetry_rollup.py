@@ -206,13 +206,3 @@ def test_the_backfill_batches_stay_within_their_quarter_hours(monkeypatch):
     rollup.backfill_quarter_hours()
 
     assert rollup_rows() == flushed
-
-
-@pytest.mark.parametrize("key", ["1h", "24h"])
-def test_the_busiest_routes_are_the_top_of_the_route_table(key):
-    seed_two_days(time.time())
-    span = ops_queries.Span.ending_at(ops_queries.WINDOWS[key])
-    table = ops_queries.route_table(span, with_sparklines=False)
-    ranked = ops_queries.sort_routes(table, ops_queries.DEFAULT_SORT)
-
-    assert ops_queries.busiest_routes(span, limit=3) == ranked[:3]

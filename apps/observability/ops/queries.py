@@ -16,13 +16,11 @@ to compare with.
 
 import contextlib
 import datetime as dt
-import functools
 import math
-import operator
 from dataclasses import dataclass, field
 
 from django.db import connections, router, transaction
-from django.db.models import Q, Sum
+from django.db.models import Sum
 from django.utils import timezone
 
 from apps.api.errors import BadParameter
@@ -210,19 +208,12 @@ def timeline(span, route=None, method=None):
     return Timeline(span, points, totals, previous, _changes(totals, previous))
 
 
-def route_table(span, with_sparklines=True, only=None):
-    """Every route and method seen in the span (or the (route, method) pairs `only`) with its
-    figures and requests per bucket.
+def route_table(span, with_sparklines=True):
+    """Every route and method seen in the span with its figures and requests per bucket.
 
     Two queries: the totals per route and method, and their requests per bucket (sparklines).
     """
     rows, period = _statistics(span, span.since)
-    if only is not None:
-        rows = rows.filter(
-            functools.reduce(
-                operator.or_, (Q(route=route, method=method) for route, method in only), Q()
-            )
-        )
     groups = rows.values("route", "method").annotate(**aggregates())
     per_bucket = (
         rows.values(
@@ -291,22 +282,8 @@ def sort_routes(table, sort):
 
 
 def busiest_routes(span, limit=NEWEST_LIMIT):
-    """The routes with the most requests in the span, with their figures.
-
-    Two queries: the `limit` busiest by one sum over the window, then every figure of those
-    alone (read through the (route, period) index): summing every counter of every route only
-    to keep `limit` of them cost more than both.
-    """
-    rows, _ = _statistics(span, span.since)
-    busiest = (
-        rows.values_list("route", "method")
-        .annotate(total=Sum("requests"))
-        .order_by("-total", "route", "method")[:limit]
-    )
-    only = [(route, method) for route, method, _ in busiest]
-    if not only:
-        return []
-    return sort_routes(route_table(span, with_sparklines=False, only=only), DEFAULT_SORT)[:limit]
+    """The routes with the most requests in the span (one query)."""
+    return sort_routes(route_table(span, with_sparklines=False), DEFAULT_SORT)[:limit]
 
 
 def newest_slow_requests(since, route=None, method=None, limit=NEWEST_LIMIT):
