@@ -281,7 +281,11 @@ def start_server(environment, variant, log_directory):
     environment = {**environment, "OBSERVABILITY_BENCH_VARIANT": variant, "PORT": str(port)}
     log = open(log_directory / f"{variant}.log", "w")  # noqa: SIM115 - closed with the server
     process = subprocess.Popen(
-        [str(VENV_BIN / "gunicorn"), "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}"],
+        # No worker recycling: a worker that exits takes its CPU time out of the server's count.
+        [
+            *(str(VENV_BIN / "gunicorn"), "-c", "gunicorn.conf.py"),
+            *("--bind", f"127.0.0.1:{port}", "--max-requests", "0"),
+        ],
         cwd=BASE_DIR,
         env=environment,
         stdout=log,

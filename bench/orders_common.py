@@ -71,7 +71,8 @@ def gunicorn(environment, workers, threads=1):
     port = free_port()
     env = {**environment, "WEB_CONCURRENCY": str(workers), "GUNICORN_THREADS": str(threads)}
     process = subprocess.Popen(
-        [GUNICORN, "--bind", f"127.0.0.1:{port}", "--log-level", "warning"],
+        # No worker recycling: a worker that exits takes its CPU time out of the server's count.
+        [GUNICORN, "--bind", f"127.0.0.1:{port}", "--log-level", "warning", "--max-requests", "0"],
         cwd=BASE_DIR,
         env=env,
         stdout=subprocess.DEVNULL,
