@@ -59,7 +59,8 @@ def foreign_keys_checked_at_end(*models, using=DEFAULT_DB_ALIAS):
     which costs more than the insert itself. Here the keys from those tables are dropped and added
     back (each checked by one join over the table), as PostgreSQL's manual advises for bulk
     loads. Call it inside a transaction: no other session ever sees the tables without their
-    keys, and other sessions' writes to them wait until it commits. Elsewhere it does nothing.
+    keys; until it commits, other sessions wait to use those tables at all, and to write the
+    tables they reference. Elsewhere it does nothing.
     """
     connection = connections[using]
     if connection.vendor != "postgresql":
