@@ -370,26 +370,37 @@ def measure_throughput(ports, path, headers, seconds, clients):
             if result["errors"]:
                 raise RuntimeError(f"{variant} {path}: errors {result['errors']}")
             rates[variant].append(result["rps"])
-            cpu[variant].append((result["server_cpu"], result["client_cpu"], result["others"]))
+            cpu[variant].append(
+                (
+                    result["cpu_ms_per_request"],
+                    result["server_cpu"],
+                    result["client_cpu"],
+                    result["others"],
+                )
+            )
         order = order[1:] + order[:1]
     return rates, cpu
 
 
 def report_throughput(title, rates, cpu):
     bare = statistics.median(rates["bare"])
+    bare_cpu = statistics.median(values[0] for values in cpu["bare"])
     print(f"\n{title}")
     print(
         f"  {'server':<15} {'requests/s':>10} {'per round':>30} {'ratio':>7} "
-        f"{'server CPU':>10} {'wrk CPU':>8} {'others':>7}"
+        f"{'CPU ms/req':>10} {'CPU ratio':>9} {'server CPU':>10} {'wrk CPU':>8} {'others':>7}"
     )
     for variant, values in rates.items():
         median = statistics.median(values)
         rounds = ", ".join(f"{value:.0f}" for value in values)
-        server, client, others = (
+        per_request, server, client, others = (
             statistics.median(shares) for shares in zip(*cpu[variant], strict=True)
         )
+        # bare's CPU per request over this server's: the throughput ratio when the server has the
+        # CPU to itself, whatever other work takes on a shared machine.
         print(
             f"  {variant:<15} {median:>10.0f} {rounds:>30} {median / bare:>7.3f} "
+            f"{per_request:>10.3f} {bare_cpu / per_request:>9.3f} "
             f"{server:>10.0%} {client:>8.0%} {others:>7.0%}"
         )
 

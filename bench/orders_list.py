@@ -4,8 +4,10 @@ running the same query, in the same run. Figures are printed, never judged.
     .venv/bin/python bench/orders_list.py [--duration 10] [--clients 4] [--workers 2] [--rounds 3]
 
 The client is wrk (bench/wrk_load.py), so that the load takes little of the CPU the server needs.
-The two views alternate, round after round; printed per round: requests/s, latency, the server's
-and wrk's share of the machine; then the median of the per-round ratios API / plain.
+The two views alternate, round after round; printed per round: requests/s, the server's CPU per
+request, latency, the server's and wrk's share of the machine; then the medians of the per-round
+ratios API / plain of requests/s and of server CPU per request (plain / API: what the API would
+reach against the plain view when the CPU is the limit, whatever else runs on the machine).
 
 Database: BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/orders_bench_list),
 created and seeded (seed_demo, 5000 orders) on first use. Load stays on 127.0.0.1.
@@ -48,6 +50,7 @@ def main():
         f"Python {platform.python_version()}, load {load_before:.2f}"
     )
     rates = {name: [] for name in views}
+    cpu_per_request = {name: [] for name in views}
     with gunicorn(environment, options.workers) as port:
         for path, script in views.values():
             # Warm-up: every worker connects to the database and imports the views.
@@ -63,8 +66,10 @@ def main():
                 if result["errors"]:
                     raise SystemExit(f"{name}: errors {result['errors']}")
                 rates[name].append(result["rps"])
+                cpu_per_request[name].append(result["cpu_ms_per_request"])
                 print(
-                    f"  round {number} {name:<5} {result['rps']:7.1f} req/s, p50 "
+                    f"  round {number} {name:<5} {result['rps']:7.1f} req/s, "
+                    f"{result['cpu_ms_per_request']:5.2f} server CPU ms/req, p50 "
                     f"{result['p50']:6.1f} ms, p95 {result['p95']:6.1f} ms, server CPU "
                     f"{result['server_cpu']:.0%}, wrk CPU {result['client_cpu']:.0%}, "
                     f"others {result['others']:.0%}",
@@ -75,6 +80,17 @@ def main():
     print(
         f"API / plain throughput per round: {', '.join(f'{ratio:.2f}' for ratio in ratios)}; "
         f"median {statistics.median(ratios):.2f}"
+    )
+    # When other work takes most of the machine, requests/s says more about it than about the
+    # server; the server's CPU per request does not depend on it (PostgreSQL's is not counted).
+    cpu_ratios = [
+        plain / api
+        for api, plain in zip(cpu_per_request["api"], cpu_per_request["plain"], strict=True)
+    ]
+    print(
+        "plain / API server CPU per request per round: "
+        + ", ".join(f"{ratio:.2f}" for ratio in cpu_ratios)
+        + f"; median {statistics.median(cpu_ratios):.2f}"
     )
     print(f"load average before {load_before:.2f}, after {os.getloadavg()[0]:.2f}")
 
