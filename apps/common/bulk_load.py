@@ -29,7 +29,7 @@ def load_rows(model, columns, rows, using=DEFAULT_DB_ALIAS):
             copy.write_row(row)
 
 
-def reserve_ids(model, count, using=DEFAULT_DB_ALIAS):
+def reserve_ids(model, count=1, using=DEFAULT_DB_ALIAS):
     """`count` fresh primary keys for `model`, to reference rows before they are inserted.
 
     On PostgreSQL they come from the key's sequence, so concurrent writers never collide. Elsewhere

@@ -15,6 +15,8 @@ from django.db import connection, transaction
 from django.db.models import Case, F, IntegerField, When
 from django.utils import timezone
 
+from apps.common.bulk_load import reserve_ids
+from apps.common.database import upsert_sql
 from apps.orders.models import Order, OrderLine, OrderNumberSequence, Product
 
 ORDER_NUMBER_PREFIX = "ORD"
@@ -76,27 +78,27 @@ def next_order_number(organization):
     stays locked until the surrounding transaction ends, so two concurrent orders of one
     organization never get the same number: call it as late in the transaction as possible.
     """
-    # Django's ORM has no UPDATE ... RETURNING; the table name comes from the model.
+    # Django's ORM has no INSERT ... ON CONFLICT ... RETURNING.
     table = connection.ops.quote_name(OrderNumberSequence._meta.db_table)
+    upsert = upsert_sql(
+        connection,
+        table,
+        ["organization_id", "last_number"],
+        ["organization_id"],
+        [f"last_number = {table}.last_number + 1"],
+    )
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} (organization_id, last_number) VALUES (%s, 1) "  # noqa: S608
-            f"ON CONFLICT (organization_id) DO UPDATE SET last_number = {table}.last_number + 1 "
-            "RETURNING last_number",
-            [organization.pk],
-        )
+        cursor.execute(f"{upsert} RETURNING last_number", [organization.pk, 1])
         (number,) = cursor.fetchone()
     return format_order_number(number)
 
 
 def _reserve_order_id():
-    """A fresh id from the order table's identity sequence on PostgreSQL, None elsewhere (SQLite
-    serialises writers, so there the order is inserted first and the lines after it)."""
+    """A fresh id from the order table's sequence on PostgreSQL, None elsewhere (SQLite serialises
+    writers, so there the order is inserted first and the lines after it)."""
     if connection.vendor != "postgresql":
         return None
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT nextval(pg_get_serial_sequence(%s, 'id'))", [Order._meta.db_table])
-        return cursor.fetchone()[0]
+    return reserve_ids(Order)[0]
 
 
 def format_order_number(number):
