@@ -16,7 +16,6 @@ import http.client
 import json
 import os
 import platform
-import resource
 import shutil
 import signal
 import statistics
@@ -30,6 +29,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from orders_common import bench_environment, ensure_database, free_port
+from wrk_load import measure, run_wrk
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
@@ -47,19 +47,6 @@ SNAPSHOT_IGNORE = shutil.ignore_patterns(
     ".venv", ".git", ".*_cache", "__pycache__", ".hypothesis", "*.sqlite3*", "staticfiles", "tests"
 )
 SERVER_START_TIMEOUT = 60
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-# wrk prints this line from its `done` hook; latencies are in microseconds.
-WRK_SCRIPT = r"""
-done = function(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format(
-    "BENCH_JSON {\"requests\": %d, \"seconds\": %.3f, \"p50\": %.0f, \"p95\": %.0f, " ..
-    "\"p99\": %.0f, \"errors\": {\"connect\": %d, \"read\": %d, \"write\": %d, " ..
-    "\"status\": %d, \"timeout\": %d}}\n",
-    summary.requests, summary.duration / 1e6, latency:percentile(50), latency:percentile(95),
-    latency:percentile(99), e.connect, e.read, e.write, e.status, e.timeout))
-end
-"""
 
 
 def parse_arguments():
@@ -209,39 +196,12 @@ def stop_process_group(process):
         process.wait()
 
 
-def load_with_wrk(url, connections, duration, script_path):
-    completed = subprocess.run(
-        [
-            "wrk",
-            "--threads",
-            "1",  # one client thread keeps the most CPU for the server on a small machine
-            "--connections",
-            str(connections),
-            "--duration",
-            f"{max(1, round(duration))}s",
-            "--timeout",
-            "10s",
-            "--script",
-            str(script_path),
-            url,
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    line = next(ln for ln in completed.stdout.splitlines() if ln.startswith("BENCH_JSON "))
-    report = json.loads(line.removeprefix("BENCH_JSON "))
-    return {
-        "requests": report["requests"],
-        "seconds": report["seconds"],
-        "p50": report["p50"] / 1000,
-        "p95": report["p95"] / 1000,
-        "p99": report["p99"] / 1000,
-        "errors": {kind: count for kind, count in report["errors"].items() if count},
-    }
+def load_with_wrk(url, connections, duration):
+    # One client thread keeps the most CPU for the server on a small machine.
+    return run_wrk(url, connections, duration)
 
 
-def load_with_python(url, connections, duration, script_path=None):
+def load_with_python(url, connections, duration):
     """Fallback client: one thread per connection, HTTP/1.1 keep-alive when the server allows."""
     parts = urlsplit(url)
     deadline = time.monotonic() + duration
@@ -285,61 +245,6 @@ def load_with_python(url, connections, duration, script_path=None):
     }
 
 
-def process_group_cpu_seconds(group):
-    """CPU time used so far by the processes of one process group (the gunicorn server)."""
-    ticks = 0
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat") as stat_file:
-                stat = stat_file.read()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2 :].split()  # fields after "pid (comm)"
-        if int(fields[2]) == group:
-            ticks += int(fields[11]) + int(fields[12])  # utime + stime
-    return ticks / CLOCK_TICKS
-
-
-def machine_busy_seconds():
-    """CPU time the whole machine has spent not idle, summed over cores."""
-    with open("/proc/stat") as stat_file:
-        values = [int(value) for value in stat_file.readline().split()[1:9]]
-    return (sum(values) - values[3] - values[4]) / CLOCK_TICKS  # minus idle and iowait
-
-
-def client_cpu_seconds():
-    """CPU of this script and its exited children: the load client, whichever one runs."""
-    usages = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
-    return sum(usage.ru_utime + usage.ru_stime for usage in usages)
-
-
-def measure(load, url, connections, duration, script_path, server_group):
-    """One measurement, with the CPU the server used per request and what everything else used.
-
-    "others" is the share of the machine's CPU used by neither the server nor the load client:
-    other work on the machine, plus PostgreSQL answering this bench's own queries. On an
-    oversubscribed machine it is no independent noise figure: other work fills what the server
-    leaves.
-    """
-    before = (
-        time.monotonic(),
-        machine_busy_seconds(),
-        process_group_cpu_seconds(server_group),
-        client_cpu_seconds(),
-    )
-    result = load(url, connections, duration, script_path)
-    elapsed = time.monotonic() - before[0]
-    busy = machine_busy_seconds() - before[1]
-    server = process_group_cpu_seconds(server_group) - before[2]
-    client = client_cpu_seconds() - before[3]
-    result["rps"] = result["requests"] / result["seconds"]
-    result["cpu_ms_per_request"] = 1000 * server / max(result["requests"], 1)
-    result["others"] = max(0.0, busy - server - client) / (elapsed * (os.cpu_count() or 1))
-    return result
-
-
 def count_log_problems(log_path):
     """Error lines in the server's log (access lines are INFO; errors and tracebacks are not)."""
     problems = 0
@@ -352,7 +257,7 @@ def count_log_problems(log_path):
 
 
 def run_round(number, args, settings, load, workdir):
-    tree, script_path = workdir / "tree", workdir / "report.lua"
+    tree = workdir / "tree"
     results = []
     # Every other round runs the configurations backwards, so a drift in the machine's other
     # work does not always favour the same ones.
@@ -365,12 +270,11 @@ def run_round(number, args, settings, load, workdir):
                     f"http://127.0.0.1:{port}{path}",
                     max(args.concurrency),
                     args.warmup,
-                    script_path,
                 )
             for view, path in VIEWS.items():
                 for connections in args.concurrency:
                     url = f"http://127.0.0.1:{port}{path}"
-                    measured = measure(load, url, connections, args.duration, script_path, group)
+                    measured = measure(load, group, url, connections, args.duration)
                     measured.update(config=label, view=view, connections=connections)
                     results.append(measured)
                     print(
@@ -435,7 +339,6 @@ def main():
     try:
         started = datetime.now().astimezone()
         commit = snapshot_tree(workdir / "tree")
-        (workdir / "report.lua").write_text(WRK_SCRIPT)
         environment = server_environment(args.database_url)
         environment["GIT_SHA"] = f"{commit}-snapshot"
         prepare_database(workdir / "tree", args.database_url, environment)
@@ -448,8 +351,6 @@ def main():
             sys.stdout.flush()
     finally:
         shutil.rmtree(workdir / "tree", ignore_errors=True)
-        with contextlib.suppress(OSError):
-            (workdir / "report.lua").unlink()
         try:
             workdir.rmdir()
         except OSError:  # a log with errors, or the log of an interrupted server

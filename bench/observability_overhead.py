@@ -21,10 +21,10 @@ and p90 latency per server and the median ratio against `bare`. Views: (a) a tri
 (b) the orders list with 50 rows (API key), (c) 50 rows read by one query (bench/bench_urls.py).
 Figures are printed, never judged.
 
-A second section loads `bare`, `observability` and `full` in turn with concurrent keep-alive
-clients (--clients, --throughput-seconds per server and round, 5 rounds; the other servers idle)
-and prints requests per second on (a) and (b): what the stack costs when the CPU is the limit.
-On 2 cores the Python client shares the CPU with the server, which understates the difference.
+A second section loads `bare`, `observability` and `full` in turn with wrk (--clients keep-alive
+connections, --throughput-seconds per server and round, 5 rounds; the other servers idle) and
+prints requests per second on (a) and (b): what the stack costs when the CPU is the limit, with
+the server's, wrk's and everything else's share of the machine (bench/wrk_load.py).
 
 A third section measures each middleware in-process (RequestFactory, the trivial view, median of
 thousands of calls, Prometheus in multiprocess mode as under gunicorn): microseconds a request,
@@ -40,6 +40,7 @@ and seeded, and dropped at the end unless --keep-database.
 import argparse
 import contextlib
 import http.client
+import json
 import os
 import platform
 import signal
@@ -53,9 +54,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import psycopg
-from orders_common import load
-from orders_common import request as keep_alive_request
 from psycopg import sql
+from wrk_load import measure as measure_load
+from wrk_load import require_wrk, run_wrk
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
@@ -65,6 +66,8 @@ SERVER_START_SECONDS = 90
 THROUGHPUT_VARIANTS = ("bare", "observability", "full")
 THROUGHPUT_ROUNDS = 5
 THROUGHPUT_WARMUP_SECONDS = 1.0
+# port -> process group of the gunicorn serving it, for the CPU accounting of the throughput.
+server_groups = {}
 
 # A settings module per variant, generated into a temporary directory: the project's settings
 # minus the parts of the stack the variant leaves out.
@@ -278,13 +281,18 @@ def start_server(environment, variant, log_directory):
     environment = {**environment, "OBSERVABILITY_BENCH_VARIANT": variant, "PORT": str(port)}
     log = open(log_directory / f"{variant}.log", "w")  # noqa: SIM115 - closed with the server
     process = subprocess.Popen(
-        [str(VENV_BIN / "gunicorn"), "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}"],
+        # No worker recycling: a worker that exits takes its CPU time out of the server's count.
+        [
+            *(str(VENV_BIN / "gunicorn"), "-c", "gunicorn.conf.py"),
+            *("--bind", f"127.0.0.1:{port}", "--max-requests", "0"),
+        ],
         cwd=BASE_DIR,
         env=environment,
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
+    server_groups[port] = process.pid  # its own session: the group of its workers too
     return process, port, log
 
 
@@ -342,34 +350,59 @@ def measure(ports, path, headers, count, warmup):
 
 
 def measure_throughput(ports, path, headers, seconds, clients):
-    """Requests per second per variant: each server loaded alone in turn, for each round."""
+    """Requests per second per variant, and the server's and wrk's share of the machine: each
+    server loaded alone in turn, for each round."""
     rates = {variant: [] for variant in THROUGHPUT_VARIANTS}
+    cpu = {variant: [] for variant in THROUGHPUT_VARIANTS}
     order = list(THROUGHPUT_VARIANTS)
-    headers = {"Host": "127.0.0.1", **headers}
-
-    def make_request(connection, index):
-        return keep_alive_request(connection, "GET", path, headers)
-
+    script = "".join(
+        f"wrk.headers[{json.dumps(name)}] = {json.dumps(value)}\n"
+        for name, value in {"Host": "127.0.0.1", **headers}.items()
+    )
     for variant in order:
-        load(ports[variant], THROUGHPUT_WARMUP_SECONDS, clients, make_request)
+        run_wrk(f"http://127.0.0.1:{ports[variant]}{path}", clients, THROUGHPUT_WARMUP_SECONDS)
     for _ in range(THROUGHPUT_ROUNDS):
         for variant in order:
-            latencies, statuses, elapsed = load(ports[variant], seconds, clients, make_request)
-            if set(statuses) != {200}:
-                raise RuntimeError(f"{variant} {path}: statuses {statuses}")
-            rates[variant].append(len(latencies) / elapsed)
+            url = f"http://127.0.0.1:{ports[variant]}{path}"
+            result = measure_load(
+                run_wrk, server_groups[ports[variant]], url, clients, seconds, script
+            )
+            if result["errors"]:
+                raise RuntimeError(f"{variant} {path}: errors {result['errors']}")
+            rates[variant].append(result["rps"])
+            cpu[variant].append(
+                (
+                    result["cpu_ms_per_request"],
+                    result["server_cpu"],
+                    result["client_cpu"],
+                    result["others"],
+                )
+            )
         order = order[1:] + order[:1]
-    return rates
+    return rates, cpu
 
 
-def report_throughput(title, rates):
+def report_throughput(title, rates, cpu):
     bare = statistics.median(rates["bare"])
+    bare_cpu = statistics.median(values[0] for values in cpu["bare"])
     print(f"\n{title}")
-    print(f"  {'server':<23} {'requests/s':>10} {'per round':>24} {'ratio':>7}")
+    print(
+        f"  {'server':<15} {'requests/s':>10} {'per round':>30} {'ratio':>7} "
+        f"{'CPU ms/req':>10} {'CPU ratio':>9} {'server CPU':>10} {'wrk CPU':>8} {'others':>7}"
+    )
     for variant, values in rates.items():
         median = statistics.median(values)
         rounds = ", ".join(f"{value:.0f}" for value in values)
-        print(f"  {variant:<23} {median:>10.0f} {rounds:>24} {median / bare:>7.3f}")
+        per_request, server, client, others = (
+            statistics.median(shares) for shares in zip(*cpu[variant], strict=True)
+        )
+        # bare's CPU per request over this server's: the throughput ratio when the server has the
+        # CPU to itself, whatever other work takes on a shared machine.
+        print(
+            f"  {variant:<15} {median:>10.0f} {rounds:>30} {median / bare:>7.3f} "
+            f"{per_request:>10.3f} {bare_cpu / per_request:>9.3f} "
+            f"{server:>10.0%} {client:>8.0%} {others:>7.0%}"
+        )
 
 
 def percentile(values, fraction):
@@ -437,16 +470,17 @@ def main():
             for title, path, headers in views:
                 report(title, measure(ports, path, headers, arguments.requests, arguments.warmup))
             if arguments.throughput_seconds > 0:
+                require_wrk()
                 print(
-                    f"\nThroughput: {arguments.clients} keep-alive clients, "
+                    f"\nThroughput (wrk): {arguments.clients} keep-alive connections, "
                     f"{arguments.throughput_seconds:g} s per server and round, "
                     f"{THROUGHPUT_ROUNDS} rounds, one server loaded at a time"
                 )
                 for title, path, headers in views[:2]:
-                    rates = measure_throughput(
+                    rates, cpu = measure_throughput(
                         ports, path, headers, arguments.throughput_seconds, arguments.clients
                     )
-                    report_throughput(title, rates)
+                    report_throughput(title, rates, cpu)
             run_in_process_costs(environment, directory)
             print(f"\nload after: {os.getloadavg()}")
 

@@ -89,22 +89,11 @@ def row_values(rng, minute, route_number, route):
 def write_rows(rows):
     """bulk_create, or COPY on PostgreSQL: bulk_create of 60-column rows inserts about 1,200
     rows/s there (a million rows would take a quarter of an hour), COPY about 20 times that."""
-    from django.db import connection
-
+    from apps.common.bulk_load import load_rows
     from apps.observability.telemetry.models import RequestMinute
 
-    if connection.vendor != "postgresql":
-        RequestMinute.objects.bulk_create(RequestMinute(**values) for values in rows)
-        return
     columns = list(rows[0])
-    table = connection.ops.quote_name(RequestMinute._meta.db_table)
-    names = ", ".join(connection.ops.quote_name(column) for column in columns)
-    with (
-        connection.cursor() as cursor,
-        cursor.cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy,
-    ):
-        for values in rows:
-            copy.write_row([values[column] for column in columns])
+    load_rows(RequestMinute, columns, ([values[column] for column in columns] for values in rows))
 
 
 def seed(days, routes, reseed):

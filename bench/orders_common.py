@@ -60,13 +60,19 @@ def free_port():
         return probe.getsockname()[1]
 
 
+# port -> process group of the gunicorn serving it, for the CPU accounting of bench/wrk_load.py.
+server_groups = {}
+
+
 @contextlib.contextmanager
 def gunicorn(environment, workers, threads=1):
-    """gunicorn with the project's gunicorn.conf.py, bound to 127.0.0.1 only."""
+    """gunicorn with the project's gunicorn.conf.py, bound to 127.0.0.1 only; yields its port.
+    The server leads its own process group, whose id is the port's `server_group` below."""
     port = free_port()
     env = {**environment, "WEB_CONCURRENCY": str(workers), "GUNICORN_THREADS": str(threads)}
     process = subprocess.Popen(
-        [GUNICORN, "--bind", f"127.0.0.1:{port}", "--log-level", "warning"],
+        # No worker recycling: a worker that exits takes its CPU time out of the server's count.
+        [GUNICORN, "--bind", f"127.0.0.1:{port}", "--log-level", "warning", "--max-requests", "0"],
         cwd=BASE_DIR,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -84,8 +90,10 @@ def gunicorn(environment, workers, threads=1):
                 if process.poll() is not None or time.monotonic() > deadline:
                     raise SystemExit(f"gunicorn did not start: {process.stderr.read()}") from None
                 time.sleep(0.2)
+        server_groups[port] = process.pid
         yield port
     finally:
+        server_groups.pop(port, None)
         process.send_signal(signal.SIGTERM)
         try:
             process.wait(timeout=30)

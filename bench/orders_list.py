@@ -1,7 +1,13 @@
 """Orders list under gunicorn on PostgreSQL: the API (50 rows) beside a plain Django view
 running the same query, in the same run. Figures are printed, never judged.
 
-    .venv/bin/python bench/orders_list.py [--duration 10] [--clients 4] [--workers 2]
+    .venv/bin/python bench/orders_list.py [--duration 10] [--clients 4] [--workers 2] [--rounds 3]
+
+The client is wrk (bench/wrk_load.py), so that the load takes little of the CPU the server needs.
+The two views alternate, round after round; printed per round: requests/s, the server's CPU per
+request, latency, the server's and wrk's share of the machine; then the medians of the per-round
+ratios API / plain of requests/s and of server CPU per request (plain / API: what the API would
+reach against the plain view when the CPU is the limit, whatever else runs on the machine).
 
 Database: BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/orders_bench_list),
 created and seeded (seed_demo, 5000 orders) on first use. Load stays on 127.0.0.1.
@@ -10,47 +16,83 @@ created and seeded (seed_demo, 5000 orders) on first use. Load stays on 127.0.0.
 import argparse
 import os
 import platform
+import statistics
 
-from orders_common import gunicorn, load, prepare_demo, print_json, request, summary
+from orders_common import gunicorn, prepare_demo, server_groups
+from wrk_load import measure, require_wrk, run_wrk
+
+# wrk sends the same request again and again; this Lua sets its headers.
+HEADERS_SCRIPT = "wrk.headers['Host'] = '127.0.0.1'\n{extra}"
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds per view")
-    parser.add_argument("--clients", type=int, default=4, help="concurrent keep-alive clients")
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per view and round")
+    parser.add_argument("--clients", type=int, default=4, help="concurrent keep-alive connections")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn sync workers")
+    parser.add_argument("--rounds", type=int, default=3)
     options = parser.parse_args()
+    require_wrk()
 
     _, environment, key = prepare_demo()
     environment["DJANGO_SETTINGS_MODULE"] = "bench.orders_list_settings"
     views = {
-        "api /api/v1/orders/?page_size=50": (
+        "api": (
             "/api/v1/orders/?page_size=50",
-            {"Authorization": f"Bearer {key}"},
+            HEADERS_SCRIPT.format(extra=f"wrk.headers['Authorization'] = 'Bearer {key}'"),
         ),
-        "plain Django JsonResponse, same query": ("/bench/plain-orders/", {}),
+        "plain": ("/bench/plain-orders/", HEADERS_SCRIPT.format(extra="")),
     }
+    load_before = os.getloadavg()[0]
     print(
-        f"orders list bench: {options.workers} sync workers, {options.clients} clients, "
-        f"{options.duration:.0f} s per view, {os.cpu_count()} CPUs, {platform.python_version()}"
+        f"orders list bench: {options.workers} sync workers, {options.clients} connections (wrk), "
+        f"{options.duration:.0f} s per view and round, {os.cpu_count()} CPUs, "
+        f"Python {platform.python_version()}, load {load_before:.2f}"
     )
-    results = {}
+    rates = {name: [] for name in views}
+    cpu_per_request = {name: [] for name in views}
     with gunicorn(environment, options.workers) as port:
-        for label, (path, headers) in views.items():
-
-            def get(connection, index, path=path, headers=headers):
-                return request(connection, "GET", path, headers)
-
+        for path, script in views.values():
             # Warm-up: every worker connects to the database and imports the views.
-            load(port, 1.0, options.clients, get)
-            latencies, statuses, elapsed = load(port, options.duration, options.clients, get)
-            results[label] = summary(latencies, statuses, elapsed)
-            print_json(label, results[label])
-    api, plain = results.values()
+            run_wrk(f"http://127.0.0.1:{port}{path}", options.clients, 2, script)
+        order = list(views)
+        for number in range(1, options.rounds + 1):
+            for name in order:
+                path, script = views[name]
+                url = f"http://127.0.0.1:{port}{path}"
+                result = measure(
+                    run_wrk, server_groups[port], url, options.clients, options.duration, script
+                )
+                if result["errors"]:
+                    raise SystemExit(f"{name}: errors {result['errors']}")
+                rates[name].append(result["rps"])
+                cpu_per_request[name].append(result["cpu_ms_per_request"])
+                print(
+                    f"  round {number} {name:<5} {result['rps']:7.1f} req/s, "
+                    f"{result['cpu_ms_per_request']:5.2f} server CPU ms/req, p50 "
+                    f"{result['p50']:6.1f} ms, p95 {result['p95']:6.1f} ms, server CPU "
+                    f"{result['server_cpu']:.0%}, wrk CPU {result['client_cpu']:.0%}, "
+                    f"others {result['others']:.0%}",
+                    flush=True,
+                )
+            order.reverse()
+    ratios = [api / plain for api, plain in zip(rates["api"], rates["plain"], strict=True)]
     print(
-        f"API / plain throughput: {api['per_second'] / plain['per_second']:.2f}; "
-        f"median {api['median_ms']:.1f} ms vs {plain['median_ms']:.1f} ms"
+        f"API / plain throughput per round: {', '.join(f'{ratio:.2f}' for ratio in ratios)}; "
+        f"median {statistics.median(ratios):.2f}"
     )
+    # When other work takes most of the machine, requests/s says more about it than about the
+    # server; the server's CPU per request does not depend on it (PostgreSQL's is not counted).
+    cpu_ratios = [
+        plain / api
+        for api, plain in zip(cpu_per_request["api"], cpu_per_request["plain"], strict=True)
+    ]
+    print(
+        "plain / API server CPU per request per round: "
+        + ", ".join(f"{ratio:.2f}" for ratio in cpu_ratios)
+        + f"; median {statistics.median(cpu_ratios):.2f}"
+    )
+    print(f"load average before {load_before:.2f}, after {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":

@@ -136,7 +136,9 @@ class Order(models.Model):
 
 class OrderLine(models.Model):
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, db_index=False)
-    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="lines")
+    # No index of its own: the (order, product) unique constraint leads with it and serves every
+    # lookup by order; a second index only slowed each line's insert.
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="lines", db_index=False)
     product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="order_lines")
     quantity = models.PositiveIntegerField()
     unit_price = models.DecimalField(**MONEY)

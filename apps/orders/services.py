@@ -1,19 +1,22 @@
 """Operations on orders: the API, the admin and the commands all go through these functions.
 
-Locking: create_order locks the products it sells in ascending id order, then the organization's
-order number row; cancel locks the order, then its products in ascending id order. Every
-transaction takes product locks in the same order, so concurrent orders wait but never deadlock.
-Under those locks, the stock of all an order's lines is taken or put back in one UPDATE.
+Locking: create_order locks the products it sells in ascending id order and, last of all, just
+before the order row is inserted, the organization's order number row; cancel locks the order,
+then its products in ascending id order. Every transaction takes product locks in the same order,
+so concurrent orders wait but never deadlock. Under those locks, the stock of all an order's lines
+is taken or put back in one UPDATE.
 On SQLite, IMMEDIATE transactions (settings) serialise writers and select_for_update is a no-op.
 """
 
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db import IntegrityError, transaction
+from django.db import connection, transaction
 from django.db.models import Case, F, IntegerField, When
 from django.utils import timezone
 
+from apps.common.bulk_load import reserve_ids
+from apps.common.database import upsert_sql
 from apps.orders import report_cache
 from apps.orders.models import Order, OrderLine, OrderNumberSequence, Product
 
@@ -72,27 +75,31 @@ def _as_line_request(line):
 def next_order_number(organization):
     """The next human-readable number of the organization, e.g. ORD-000042.
 
-    The sequence row stays locked until the surrounding transaction ends, so two concurrent
-    orders of one organization never get the same number.
+    One statement creates the sequence row or counts it on, and returns the new value. The row
+    stays locked until the surrounding transaction ends, so two concurrent orders of one
+    organization never get the same number: call it as late in the transaction as possible.
     """
-    updated = OrderNumberSequence.objects.filter(organization=organization).update(
-        last_number=F("last_number") + 1
+    # Django's ORM has no INSERT ... ON CONFLICT ... RETURNING.
+    table = connection.ops.quote_name(OrderNumberSequence._meta.db_table)
+    upsert = upsert_sql(
+        connection,
+        table,
+        ["organization_id", "last_number"],
+        ["organization_id"],
+        [f"last_number = {table}.last_number + 1"],
     )
-    if not updated:
-        try:
-            with transaction.atomic():
-                OrderNumberSequence.objects.create(organization=organization, last_number=1)
-        except IntegrityError:
-            # Another transaction created the row first; count on from its value.
-            OrderNumberSequence.objects.filter(organization=organization).update(
-                last_number=F("last_number") + 1
-            )
-    number = (
-        OrderNumberSequence.objects.filter(organization=organization)
-        .values_list("last_number", flat=True)
-        .get()
-    )
+    with connection.cursor() as cursor:
+        cursor.execute(f"{upsert} RETURNING last_number", [organization.pk, 1])
+        (number,) = cursor.fetchone()
     return format_order_number(number)
+
+
+def _reserve_order_id():
+    """A fresh id from the order table's sequence on PostgreSQL, None elsewhere (SQLite serialises
+    writers, so there the order is inserted first and the lines after it)."""
+    if connection.vendor != "postgresql":
+        return None
+    return reserve_ids(Order)[0]
 
 
 def format_order_number(number):
@@ -125,33 +132,40 @@ def create_order(organization, customer, lines, currency="EUR"):
                 raise ProductUnavailable(product)
             if product.stock < line.quantity:
                 raise OutOfStock(product, line.quantity)
-        order = Order.objects.create(
+        order = Order(
             organization=organization,
             customer=customer,
-            number=next_order_number(organization),
             currency=currency,
+            total=sum(
+                (products[line.product_id].price * line.quantity for line in requests),
+                Decimal("0.00"),
+            ),
         )
-        order_lines = []
-        total = Decimal("0.00")
-        for line in sorted(requests, key=lambda line: line.product_id):
-            product = products[line.product_id]
-            line_total = product.price * line.quantity
-            total += line_total
-            order_lines.append(
-                OrderLine(
-                    organization=organization,
-                    order=order,
-                    product=product,
-                    quantity=line.quantity,
-                    unit_price=product.price,
-                    line_total=line_total,
-                )
-            )
-            product.stock -= line.quantity
         _change_stock({line.product_id: -line.quantity for line in requests})
-        OrderLine.objects.bulk_create(order_lines)
-        order.total = total
-        order.save(update_fields=["total", "updated_at"])
+        order_lines = [
+            OrderLine(
+                organization=organization,
+                order=order,
+                product=products[line.product_id],
+                quantity=line.quantity,
+                unit_price=products[line.product_id].price,
+                line_total=products[line.product_id].price * line.quantity,
+            )
+            for line in sorted(requests, key=lambda line: line.product_id)
+        ]
+        for line in requests:
+            products[line.product_id].stock -= line.quantity
+        # The number row is the one lock every order of the organization queues on: take it
+        # last. On PostgreSQL the lines go in first under a reserved order id (foreign keys are
+        # checked at commit), so only the order's own INSERT and the commit run under it.
+        order.pk = _reserve_order_id()
+        lines_first = order.pk is not None
+        if lines_first:
+            OrderLine.objects.bulk_create(order_lines)
+        order.number = next_order_number(organization)
+        order.save(force_insert=True)
+        if not lines_first:
+            OrderLine.objects.bulk_create(order_lines)
         _reports_change_on_commit(organization.pk)
     return order
 

@@ -152,6 +152,7 @@ def test_a_statement_running_longer_than_a_slow_request_is_listed(staff_client, 
 
         def running_long_enough():
             return watcher.execute(
+                # This database's sleeper only: another suite on the server may run this test too.
                 "SELECT 1 FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(5)%%'"
                 " AND datname = current_database()"
                 " AND now() - query_start > interval '200 milliseconds'"

@@ -156,10 +156,13 @@ def test_long_windows_read_the_rollup_and_match_the_minutes(window_key):
     } == expected_table
 
 
-def test_short_windows_read_the_minutes():
-    for key in ("15m", "1h", "6h"):
+def test_windows_with_minute_buckets_read_the_minutes():
+    for key in ("15m", "1h"):
         assert ops_queries.WINDOWS[key].statistics_model is RequestMinute
-    for key in ("24h", "7d"):
+
+
+def test_windows_with_quarter_hour_buckets_read_the_rollup():
+    for key in ("6h", "24h", "7d"):
         assert ops_queries.WINDOWS[key].statistics_model is RequestQuarterHour
 
 

@@ -88,3 +88,32 @@ def test_concurrent_cancels_restock_exactly_once():
 
     assert sorted(outcomes) == ["cancelled", "refused", "refused", "refused"]
     assert Product.objects.get(pk=product.pk).stock == 10
+
+
+def test_the_first_concurrent_orders_of_an_organization_are_numbered_one_to_n():
+    organization = make_organization()
+    customer = make_customer(organization)
+    products = [make_product(organization, stock=10) for _ in range(THREADS)]
+    barrier = threading.Barrier(THREADS)
+    outcomes = []
+
+    def buy(product):
+        try:
+            barrier.wait(timeout=10)
+            outcomes.append(
+                services.create_order(organization, customer, [{"product": product, "quantity": 1}])
+            )
+        except Exception as error:
+            outcomes.append(repr(error))
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=buy, args=(product,)) for product in products]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert sorted(Order.objects.values_list("number", flat=True)) == [
+        services.format_order_number(number) for number in range(1, THREADS + 1)
+    ]

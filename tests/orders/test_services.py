@@ -174,3 +174,26 @@ def test_cancel_puts_back_the_stock_of_all_its_lines_in_one_statement(organizati
     assert len(product_updates(captured)) == 1
     stocks = set(Product.objects.filter(organization=organization).values_list("stock", flat=True))
     assert stocks == {50}
+
+
+@pytest.mark.django_db
+def test_create_order_takes_the_order_number_after_every_product_and_stock_statement(
+    organization, customer
+):
+    products = [make_product(organization, stock=50) for _ in range(3)]
+
+    with CaptureQueriesContext(connection) as captured:
+        services.create_order(
+            organization, customer, [{"product": product, "quantity": 1} for product in products]
+        )
+
+    # Savepoints are the test's own transaction (in production, the commit).
+    statements = [query["sql"] for query in captured if "SAVEPOINT" not in query["sql"]]
+    numbering = next(
+        index for index, sql in enumerate(statements) if '"orders_ordernumbersequence"' in sql
+    )
+    after = statements[numbering + 1 :]
+    assert not any('"orders_product"' in sql for sql in after)
+    if connection.vendor == "postgresql":
+        # The lines went in before; only the order's own row is written under the number lock.
+        assert [sql.split("(")[0].strip() for sql in after] == ['INSERT INTO "orders_order"']

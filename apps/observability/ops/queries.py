@@ -85,14 +85,14 @@ class Window:
         return RequestMinute
 
 
-# 6 h keeps 5-minute buckets (72 points) and so reads the minutes: 15-minute buckets would halve
-# its cost but coarsen its charts to 24 points.
+# 6 h draws 15-minute buckets (24 points) so that it reads the rollup too: 15 times fewer rows
+# than the minutes, which made it the slowest window after 7 d.
 WINDOWS = {
     window.key: window
     for window in (
         Window("15m", "15 min", dt.timedelta(minutes=15), dt.timedelta(minutes=1)),
         Window("1h", "1 h", dt.timedelta(hours=1), dt.timedelta(minutes=1)),
-        Window("6h", "6 h", dt.timedelta(hours=6), dt.timedelta(minutes=5)),
+        Window("6h", "6 h", dt.timedelta(hours=6), dt.timedelta(minutes=15)),
         Window("24h", "24 h", dt.timedelta(hours=24), dt.timedelta(minutes=15)),
         Window("7d", "7 d", dt.timedelta(days=7), dt.timedelta(hours=1)),
     )

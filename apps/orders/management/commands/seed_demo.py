@@ -1,19 +1,24 @@
-"""Deterministic demo data, written with bulk_create in batches.
+"""Deterministic demo data: the same --seed gives the same rows (ids aside) all day long.
 
-One million order lines take minutes on PostgreSQL: rows are built in memory per batch and
-inserted in one statement per batch and table, with no per-row queries.
+Orders and their lines, the bulk of the data, are built as plain rows per batch and loaded with
+COPY on PostgreSQL (bulk_create elsewhere), one statement per batch and table; their ids are
+reserved first, so lines reference their order without reading anything back.
 """
 
 import datetime as dt
+import itertools
 import random
 import time
 from collections import Counter
 from decimal import Decimal
+from types import SimpleNamespace
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, transaction
 from django.utils import timezone
+from tqdm import tqdm
 
+from apps.common.bulk_load import foreign_keys_checked_at_end, load_rows, reserve_ids
 from apps.orders.models import Customer, Order, OrderLine, OrderNumberSequence, Product
 from apps.orders.services import format_order_number
 from apps.tenants.models import Organization
@@ -39,7 +44,14 @@ COMPANIES = ["Acme", "Globex", "Initech", "Umbrella", "Hooli", "Vandelay", "Star
 # pending, paid, shipped, cancelled: most orders of the past are done.
 STATUS_WEIGHTS = [(Order.Status.PENDING, 10), (Order.Status.PAID, 30), (Order.Status.SHIPPED, 55)]
 STATUS_WEIGHTS.append((Order.Status.CANCELLED, 5))
+STATUSES = [status for status, _ in STATUS_WEIGHTS]
+# What rng.choices(statuses, weights) computes on every call: the same draws, computed once.
+STATUS_CUMULATIVE_WEIGHTS = list(itertools.accumulate(weight for _, weight in STATUS_WEIGHTS))
 HISTORY_DAYS = 90
+ORDER_COLUMNS = ("id", "organization_id", "customer_id", "number", "status", "currency", "total")
+ORDER_COLUMNS += ("created_at", "updated_at", "paid_at", "shipped_at", "cancelled_at")
+LINE_COLUMNS = ("organization_id", "order_id", "product_id", "quantity", "unit_price")
+LINE_COLUMNS += ("line_total",)
 
 
 class Command(BaseCommand):
@@ -52,7 +64,9 @@ class Command(BaseCommand):
         parser.add_argument("--orders", type=int, default=2000, help="orders per org")
         parser.add_argument("--max-lines", type=int, default=5, help="lines per order, at most")
         parser.add_argument("--seed", type=int, default=42, help="random seed")
-        parser.add_argument("--batch-size", type=int, default=5000, help="rows per INSERT")
+        parser.add_argument(
+            "--batch-size", type=int, default=5000, help="orders per COPY (or INSERT)"
+        )
         parser.add_argument(
             "--if-empty",
             action="store_true",
@@ -71,13 +85,27 @@ class Command(BaseCommand):
         # Whole days, so that the same seed gives the same data all day long.
         self.now = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
         started = time.monotonic()
-        organizations = []
-        for number in range(1, options["orgs"] + 1):
-            slug = f"demo-{number}"
-            if Organization.objects.filter(slug=slug).exists():
-                raise CommandError(f"Organization {slug} exists already (use --if-empty)")
-            organization = self.seed_organization(number, slug, options)
-            organizations.append(organization)
+        slugs = [f"demo-{number}" for number in range(1, options["orgs"] + 1)]
+        if taken := Organization.objects.filter(slug__in=slugs).values_list("slug", flat=True):
+            raise CommandError(f"Organization {taken[0]} exists already (use --if-empty)")
+        self.quiet = options["verbosity"] == 0
+        self.bar = tqdm(
+            total=options["orgs"] * options["orders"],
+            # The bar rewrites its line: no newline after each write, unlike OutputWrapper.write.
+            file=SimpleNamespace(
+                write=lambda text: self.stderr.write(text, ending=""), flush=self.stderr.flush
+            ),
+            disable=self.quiet,
+            bar_format="seed_demo: orders {n_fmt}/{total_fmt} |{bar}| {percentage:3.0f}% "
+            "[{elapsed}<{remaining}, {rate_fmt}{postfix}]",
+            unit=" orders",
+            mininterval=0.5,
+        )
+        with self.bar:
+            organizations = [
+                self.seed_organization(number, slug, options)
+                for number, slug in enumerate(slugs, start=1)
+            ]
         if connection.vendor == "postgresql":
             # Fresh statistics, or the planner guesses from an empty table and skips the indexes.
             with connection.cursor() as cursor:
@@ -88,8 +116,9 @@ class Command(BaseCommand):
         self.stdout.write(f"Demo data loaded: {', '.join(org.slug for org in organizations)}.")
 
     def progress(self, message):
-        self.stderr.write(f"seed_demo: {message}")
-        self.stderr.flush()
+        if self.quiet:
+            return
+        self.bar.write(f"seed_demo: {message}", file=self.bar.fp)
 
     def seed_organization(self, number, slug, options):
         rng = self.random
@@ -130,62 +159,67 @@ class Command(BaseCommand):
         return organization
 
     def seed_orders(self, organization, customers, products, options):
-        rng = self.random
         total_orders = options["orders"]
-        max_lines = min(options["max_lines"], len(products))
-        statuses, weights = zip(*STATUS_WEIGHTS, strict=True)
         span = HISTORY_DAYS * 86400
-        offsets = sorted(rng.random() * span for _ in range(total_orders))
+        offsets = sorted(self.random.random() * span for _ in range(total_orders))
         sold = Counter()
         lines_written = 0
-        started = time.monotonic()
-        for first in range(0, total_orders, self.batch_size):
-            orders, order_lines = [], []
-            for index in range(first, min(first + self.batch_size, total_orders)):
-                created_at = self.now - dt.timedelta(seconds=span - offsets[index])
-                status = rng.choices(statuses, weights)[0]
-                chosen = rng.sample(products, rng.randint(1, max_lines))
-                lines = [(product, rng.randint(1, 4)) for product in chosen]
-                order = Order(
-                    organization=organization,
-                    customer=rng.choice(customers),
-                    number=format_order_number(index + 1),
-                    status=status,
-                    total=sum((product.price * quantity for product, quantity in lines), Decimal()),
-                    created_at=created_at,
-                    paid_at=created_at + dt.timedelta(minutes=5)
-                    if status in (Order.Status.PAID, Order.Status.SHIPPED)
-                    else None,
-                    shipped_at=created_at + dt.timedelta(days=1)
-                    if status == Order.Status.SHIPPED
-                    else None,
-                    cancelled_at=created_at + dt.timedelta(hours=2)
-                    if status == Order.Status.CANCELLED
-                    else None,
+        # One transaction per organization: its orders appear all at once or not at all.
+        with transaction.atomic(), foreign_keys_checked_at_end(Order, OrderLine):
+            for first in range(0, total_orders, self.batch_size):
+                ids = reserve_ids(Order, min(self.batch_size, total_orders - first))
+                order_rows, line_rows = [], []
+                for index, order_id in enumerate(ids, start=first):
+                    created_at = self.now - dt.timedelta(seconds=span - offsets[index])
+                    order, lines = self.order_rows(
+                        organization, customers, products, options, order_id, index, created_at
+                    )
+                    order_rows.append(order)
+                    line_rows.extend(lines)
+                    if order[ORDER_COLUMNS.index("status")] != Order.Status.CANCELLED:
+                        for line in lines:
+                            sold[line[2]] += line[3]
+                load_rows(Order, ORDER_COLUMNS, order_rows)
+                load_rows(OrderLine, LINE_COLUMNS, line_rows)
+                lines_written += len(line_rows)
+                self.bar.set_postfix_str(
+                    f"{organization.slug}, {lines_written:,} lines", refresh=False
                 )
-                orders.append((order, lines))
-            with transaction.atomic():
-                Order.objects.bulk_create([order for order, _ in orders])
-                for order, lines in orders:
-                    for product, quantity in lines:
-                        order_lines.append(
-                            OrderLine(
-                                organization=organization,
-                                order_id=order.pk,
-                                product=product,
-                                quantity=quantity,
-                                unit_price=product.price,
-                                line_total=product.price * quantity,
-                            )
-                        )
-                        if order.status != Order.Status.CANCELLED:
-                            sold[product.pk] += quantity
-                OrderLine.objects.bulk_create(order_lines, batch_size=self.batch_size)
-            lines_written += len(order_lines)
-            done = min(first + self.batch_size, total_orders)
-            rate = lines_written / max(time.monotonic() - started, 1e-6)
-            self.progress(
-                f"{organization.slug}: orders {done}/{total_orders}, "
-                f"lines {lines_written} ({rate:,.0f} lines/s)"
-            )
+                self.bar.update(len(ids))
         return sold
+
+    def order_rows(self, organization, customers, products, options, order_id, index, created_at):
+        """One order's row (ORDER_COLUMNS) and its lines' rows (LINE_COLUMNS)."""
+        rng = self.random
+        status = rng.choices(STATUSES, cum_weights=STATUS_CUMULATIVE_WEIGHTS)[0]
+        chosen = rng.sample(products, rng.randint(1, min(options["max_lines"], len(products))))
+        quantities = [(product, rng.randint(1, 4)) for product in chosen]
+        lines = [
+            (organization.pk, order_id, product.pk, count, product.price, product.price * count)
+            for product, count in quantities
+        ]
+        customer = rng.choice(customers)
+        paid_at = (
+            created_at + dt.timedelta(minutes=5)
+            if status in (Order.Status.PAID, Order.Status.SHIPPED)
+            else None
+        )
+        shipped_at = created_at + dt.timedelta(days=1) if status == Order.Status.SHIPPED else None
+        cancelled_at = (
+            created_at + dt.timedelta(hours=2) if status == Order.Status.CANCELLED else None
+        )
+        order = (
+            order_id,
+            organization.pk,
+            customer.pk,
+            format_order_number(index + 1),
+            status,
+            "EUR",
+            sum((line[-1] for line in lines), Decimal("0.00")),
+            created_at,
+            shipped_at or cancelled_at or paid_at or created_at,  # when it last changed
+            paid_at,
+            shipped_at,
+            cancelled_at,
+        )
+        return order, lines

@@ -1,0 +1,121 @@
+"""wrk as the load client of the throughput benches, and the CPU each side used.
+
+wrk is compiled and event-driven: on a small machine it leaves the server nearly all the CPU a
+Python client would take. Each measurement reports the server's CPU (its process group, from
+/proc), the client's (this process and its children: wrk) and `others`, the share of the machine
+used by neither (other work, and PostgreSQL answering the bench's queries).
+"""
+
+import json
+import os
+import resource
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+# wrk prints this line from its `done` hook; latencies are in microseconds.
+REPORT_HOOK = r"""
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    "BENCH_JSON {\"requests\": %d, \"seconds\": %.3f, \"p50\": %.0f, \"p95\": %.0f, " ..
+    "\"p99\": %.0f, \"errors\": {\"connect\": %d, \"read\": %d, \"write\": %d, " ..
+    "\"status\": %d, \"timeout\": %d}}\n",
+    summary.requests, summary.duration / 1e6, latency:percentile(50), latency:percentile(95),
+    latency:percentile(99), e.connect, e.read, e.write, e.status, e.timeout))
+end
+"""
+
+
+def require_wrk():
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk is needed as the load client: apt-get install -y wrk")
+
+
+def run_wrk(url, connections, duration, script="", threads=1, timeout=10):
+    """One wrk run against `url`; `script` is Lua run before the report hook (wrk's request,
+    setup and init hooks). Returns requests, seconds, p50/p95/p99 in ms and the errors by kind
+    ("status" counts answers other than 2xx and 3xx)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", prefix="bench-wrk-") as lua:
+        lua.write(script + REPORT_HOOK)
+        lua.flush()
+        completed = subprocess.run(
+            [
+                "wrk",
+                *("--threads", str(threads), "--connections", str(connections)),
+                *("--duration", f"{max(1, round(duration))}s", "--timeout", f"{timeout}s"),
+                *("--script", lua.name, url),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    line = next(ln for ln in completed.stdout.splitlines() if ln.startswith("BENCH_JSON "))
+    report = json.loads(line.removeprefix("BENCH_JSON "))
+    return {
+        "requests": report["requests"],
+        "seconds": report["seconds"],
+        "p50": report["p50"] / 1000,
+        "p95": report["p95"] / 1000,
+        "p99": report["p99"] / 1000,
+        "errors": {kind: count for kind, count in report["errors"].items() if count},
+    }
+
+
+def process_group_cpu_seconds(group):
+    """CPU time used so far by the processes of one process group (the gunicorn server)."""
+    ticks = 0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry.name}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()  # fields after "pid (comm)"
+        if int(fields[2]) == group:
+            ticks += int(fields[11]) + int(fields[12])  # utime + stime
+    return ticks / CLOCK_TICKS
+
+
+def machine_busy_seconds():
+    """CPU time the whole machine has spent not idle, summed over cores."""
+    with open("/proc/stat") as stat_file:
+        values = [int(value) for value in stat_file.readline().split()[1:9]]
+    return (sum(values) - values[3] - values[4]) / CLOCK_TICKS  # minus idle and iowait
+
+
+def client_cpu_seconds():
+    """CPU of this script and its exited children: the load client, whichever one runs."""
+    usages = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+    return sum(usage.ru_utime + usage.ru_stime for usage in usages)
+
+
+def measure(load, server_group, *arguments, **keywords):
+    """`load(*arguments, **keywords)` (run_wrk or a function alike), with requests/s, the server's
+    CPU per request, the server's and the client's share of the machine, and `others`.
+
+    On an oversubscribed machine `others` is no independent noise figure: other work fills what
+    the server leaves.
+    """
+    before = (
+        time.monotonic(),
+        machine_busy_seconds(),
+        process_group_cpu_seconds(server_group),
+        client_cpu_seconds(),
+    )
+    result = load(*arguments, **keywords)
+    elapsed = time.monotonic() - before[0]
+    busy = machine_busy_seconds() - before[1]
+    server = process_group_cpu_seconds(server_group) - before[2]
+    client = client_cpu_seconds() - before[3]
+    capacity = elapsed * (os.cpu_count() or 1)
+    result["rps"] = result["requests"] / result["seconds"]
+    result["cpu_ms_per_request"] = 1000 * server / max(result["requests"], 1)
+    result["server_cpu"] = server / capacity
+    result["client_cpu"] = client / capacity
+    result["others"] = max(0.0, busy - server - client) / capacity
+    return result
