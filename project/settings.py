@@ -177,10 +177,12 @@ DB_REPLICA_POOL_TIMEOUT = env.float(
     "DB_REPLICA_POOL_TIMEOUT", default=0.5, minimum=0.05, maximum=30
 )
 # A replica further behind than this is out of rotation (and reported degraded by /ready).
-# Deployments that still set the name it had before replica routing keep their limit.
+# Deployments that still set the name it had before replica routing keep their limit; the
+# deployment files pass the new name only.
+FORMER_VARIABLE_NAMES = {"DB_REPLICA_MAX_LAG_SECONDS": "HEALTH_REPLICA_MAX_LAG_SECONDS"}
 DB_REPLICA_MAX_LAG_SECONDS = env.float(
     "DB_REPLICA_MAX_LAG_SECONDS",
-    default=env.float("HEALTH_REPLICA_MAX_LAG_SECONDS", default=30.0, minimum=0),
+    default=env.float(FORMER_VARIABLE_NAMES["DB_REPLICA_MAX_LAG_SECONDS"], default=30.0, minimum=0),
     minimum=0,
 )
 # Reports of an organization that wrote this recently read the primary (its own writes).
