@@ -1,0 +1,424 @@
+"""Fault drills on the production topology, run for real on this machine (tests/stack.py):
+three gunicorn instances behind HAProxy (deploy/haproxy/haproxy.cfg), a PostgreSQL primary and a
+streaming replica, Redis, Prometheus with the project's rules and Alertmanager notifying a local
+webhook receiver.
+
+One stack for the module; the drills run in order, each under bounded concurrent load through the
+load balancer, and leave the stack whole for the next. Each prints its figures (requests,
+failures, worst latency, seconds to detect and to recover); docs/deployment.md records them.
+Prometheus runs the project's rules on a clock 60 times faster (tests/stack.py:
+compress_rule_time) with one-second scrapes, so that alerts of minutes fire in seconds.
+
+The stack brings its own PostgreSQL and Redis, so it tests the same thing in both CI passes: it
+runs in the pass on the embedded defaults only (no DATABASE_URL), the lighter one.
+"""
+
+import collections
+import socket
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import pytest
+import requests
+from django.db import connection
+
+from tests.stack import Stack, missing_programs, wait_until
+
+pytestmark = [
+    pytest.mark.system,
+    pytest.mark.skipif(
+        connection.vendor != "sqlite",
+        reason="the stack brings its own PostgreSQL: run in the embedded-defaults pass only",
+    ),
+]
+
+RULE_TIME_FACTOR = 60
+CONCURRENCY = 6
+REQUEST_TIMEOUT_SECONDS = 10
+# Bounds of every drill's load: it stops at whichever comes first.
+MAX_REQUESTS = 4000
+MAX_LOAD_SECONDS = 120
+# The issue's bound for drill 6: /health through the load balancer answers within 1 s.
+HEALTH_BOUND_SECONDS = 1.0
+SLOW_CLIENTS = 32
+# How long Prometheus and Alertmanager may take, on the compressed clock, in the alert drills.
+ALERT_WAIT_SECONDS = 90
+
+
+@pytest.fixture(scope="module")
+def stack():
+    missing = missing_programs()
+    if missing:
+        pytest.skip(f"install them first: apt-get install {' '.join(missing)}")
+    with Stack(instances=3, rule_time_factor=RULE_TIME_FACTOR) as running:
+        assert wait_until(running.scrape_targets_up, 60), "Prometheus never scraped every target"
+        yield running
+
+
+@pytest.fixture(scope="module")
+def client_data(stack):
+    """The demo organization's customers and products, for orders the load creates."""
+    session = authorised_session(stack)
+    customers = session.get(f"{stack.url}/api/v1/customers/?page_size=20", timeout=10).json()
+    products = session.get(f"{stack.url}/api/v1/products/?page_size=40", timeout=10).json()
+    return {
+        "customers": [customer["id"] for customer in customers["results"]],
+        "products": [product["id"] for product in products["results"]],
+    }
+
+
+def authorised_session(stack):
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {stack.api_key}"
+    return session
+
+
+@dataclass
+class LoadResult:
+    statuses: collections.Counter = field(default_factory=collections.Counter)
+    failures: list = field(default_factory=list)
+    worst_latency: float = 0.0
+
+    @property
+    def requests(self):
+        return sum(self.statuses.values()) + len(self.failures)
+
+    def by_status_class(self):
+        classes = collections.Counter()
+        for status, count in self.statuses.items():
+            classes[f"{status // 100}xx"] += count
+        return dict(classes)
+
+    def figures(self):
+        return (
+            f"requests={self.requests} failures={len(self.failures)} "
+            f"worst_latency={self.worst_latency:.3f}s statuses={dict(sorted(self.statuses.items()))}"
+        )
+
+
+class Load:
+    """Concurrent clients sending `next_request()`'s requests through the load balancer until
+    stopped, MAX_REQUESTS were sent or MAX_LOAD_SECONDS passed.
+
+    A failure is a request that got no answer or a 5xx the drill did not ask for.
+    """
+
+    def __init__(self, stack, next_request, concurrency=CONCURRENCY, count=None):
+        self.stack = stack
+        self.next_request = next_request
+        self.concurrency = concurrency
+        self.remaining = count or MAX_REQUESTS
+        self.result = LoadResult()
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+        self.pool = ThreadPoolExecutor(concurrency)
+        self.futures = []
+
+    def _take_one(self):
+        with self.lock:
+            if self.remaining <= 0 or self.stopping.is_set():
+                return False
+            self.remaining -= 1
+            return True
+
+    def _client(self, deadline):
+        session = authorised_session(self.stack)
+        while time.monotonic() < deadline and self._take_one():
+            method, path, options, failing_on_purpose = self.next_request()
+            started = time.monotonic()
+            try:
+                response = session.request(
+                    method, self.stack.url + path, timeout=REQUEST_TIMEOUT_SECONDS, **options
+                )
+            except requests.RequestException as error:
+                outcome = error
+            else:
+                outcome = response.status_code
+            elapsed = time.monotonic() - started
+            with self.lock:
+                self.result.worst_latency = max(self.result.worst_latency, elapsed)
+                if isinstance(outcome, int) and (outcome < 500 or failing_on_purpose):
+                    self.result.statuses[outcome] += 1
+                else:
+                    self.result.failures.append((method, path, outcome))
+
+    def __enter__(self):
+        deadline = time.monotonic() + MAX_LOAD_SECONDS
+        self.futures = [self.pool.submit(self._client, deadline) for _ in range(self.concurrency)]
+        return self
+
+    def __exit__(self, *exc_info):
+        self.stopping.set()
+        self.wait()
+
+    def wait(self):
+        """Wait for every client to finish (its count reached, its deadline or stopped)."""
+        for future in self.futures:
+            future.result()
+        self.pool.shutdown()
+        return self.result
+
+
+def read_mix(client_data=None):
+    """Reads of the API, spread over two instances' worth of routes and status classes; with
+    `client_data`, also orders created with an Idempotency-Key (safe for HAProxy to retry)."""
+    counter = iter(range(10**9))
+
+    def next_request():
+        number = next(counter)
+        if client_data and number % 5 == 0:
+            body = {
+                "customer": client_data["customers"][number % len(client_data["customers"])],
+                "lines": [
+                    {"product": client_data["products"][number % len(client_data["products"])],
+                     "quantity": 1}
+                ],
+            }  # fmt: skip
+            headers = {"Idempotency-Key": str(uuid.uuid4())}
+            return "POST", "/api/v1/orders/", {"json": body, "headers": headers}, False
+        path = ("/api/v1/products/", "/api/v1/reports/sales/", "/api/v1/no-such-resource/")[
+            number % 3
+        ]
+        return "GET", path, {}, False
+
+    return next_request
+
+
+def send(stack, next_request, count, concurrency=CONCURRENCY):
+    """`count` requests, all sent and answered."""
+    with Load(stack, next_request, concurrency=concurrency, count=count) as load:
+        return load.wait()
+
+
+def report(drill, result, **figures):
+    extra = " ".join(f"{name}={value}" for name, value in figures.items())
+    print(f"\n[drill] {drill}: {result.figures() if result else ''} {extra}".rstrip())
+
+
+# --- 1. exact counts across instances -----------------------------------------------------------
+
+STATS_PATH = "/stats?minutes=60"
+# The load's routes in django-prometheus' `view` label.
+LOAD_VIEWS = "api:product-list|api:report-sales|<unmatched>"
+
+
+def stats_by_status_class(stack):
+    answer = requests.get(
+        stack.url + STATS_PATH,
+        headers={"Authorization": f"Bearer {stack.metrics_token}"},
+        timeout=10,
+    )
+    assert answer.status_code == 200, answer.text[:1000]
+    answer = answer.json()
+    return {
+        status_class: count for status_class, count in answer["status"].items() if count
+    }
+
+
+def prometheus_by_status_class(stack):
+    rows = stack.query(
+        "sum by (status) (django_http_responses_total_by_status_view_method_total"
+        f'{{job="orders-service", view=~"{LOAD_VIEWS}"}})'
+    )
+    classes = collections.Counter()
+    for labels, value in rows:
+        classes[f"{labels['status'][0]}xx"] += int(value)
+    return dict(classes)
+
+
+def prometheus_by_instance(stack):
+    rows = stack.query(
+        "sum by (instance) (django_http_responses_total_by_status_view_method_total"
+        f'{{job="orders-service", view=~"{LOAD_VIEWS}"}})'
+    )
+    return {labels["instance"]: int(value) for labels, value in rows}
+
+
+def counted_since(count, before):
+    """What `count()` counts now beyond `before`, by status class (classes at 0 left out)."""
+    now = count()
+    return {key: now[key] - before.get(key, 0) for key in now if now[key] != before.get(key, 0)}
+
+
+def test_drill_1_stats_and_prometheus_count_every_request_by_status_class(stack):
+    stats_before = stats_by_status_class(stack)
+    prometheus_before = prometheus_by_status_class(stack)
+    result = send(stack, read_mix(), count=600)
+    sent = result.by_status_class()
+
+    def settled(count, before):
+        return lambda: (counted := counted_since(count, before)) == sent and counted
+
+    stats = wait_until(settled(lambda: stats_by_status_class(stack), stats_before), 30)
+    prometheus = wait_until(
+        settled(lambda: prometheus_by_status_class(stack), prometheus_before), 30
+    )
+    report("1 exact counts", result, stats=stats, prometheus=prometheus)
+    assert result.failures == []
+    assert stats == sent
+    assert prometheus == sent
+
+
+def test_drill_1_every_instance_served_part_of_the_load(stack):
+    per_instance = prometheus_by_instance(stack)
+    report("1 spread", None, per_instance=per_instance)
+    assert sorted(per_instance) == sorted(instance.address for instance in stack.instances)
+    assert all(count > 0 for count in per_instance.values())
+
+
+# --- 2. rolling restart --------------------------------------------------------------------------
+
+
+def wait_for_server_state(stack, slot, wanted, seconds=60):
+    started = time.monotonic()
+    reached = wait_until(
+        lambda: stack.haproxy_runtime.server_states()[slot].startswith(wanted), seconds, step=0.05
+    )
+    assert reached, f"{slot} never {wanted}: {stack.haproxy_runtime.server_states()}"
+    return time.monotonic() - started
+
+
+def test_drill_2_rolling_restart_fails_no_request(stack, client_data):
+    back_in_rotation = []
+    with Load(stack, read_mix(client_data)) as load:
+        for number, instance in enumerate(stack.instances, start=1):
+            time.sleep(1)
+            instance.stop()
+            instance.start()
+            back_in_rotation.append(round(wait_for_server_state(stack, f"web{number}", "UP"), 2))
+    result = load.result
+    report("2 rolling restart", result, seconds_back_in_rotation=back_in_rotation)
+    assert result.failures == []
+
+
+# --- 3. one instance killed ----------------------------------------------------------------------
+
+
+def sessions_on(stack, slot):
+    rows = stack.haproxy_runtime.command("show stat").splitlines()
+    header = rows[0].lstrip("# ").split(",")
+    for row in rows[1:]:
+        values = dict(zip(header, row.split(","), strict=False))
+        if values["pxname"] == "web" and values["svname"] == slot:
+            return int(values["scur"] or 0)
+    raise LookupError(slot)
+
+
+def test_drill_3_instance_killed_fails_at_most_its_in_flight_requests(stack, client_data):
+    victim = stack.instances[0]
+    with Load(stack, read_mix(client_data)) as load:
+        time.sleep(2)
+        in_flight = sessions_on(stack, "web1")
+        killed_at = time.monotonic()
+        victim.kill()
+        detected = wait_for_server_state(stack, "web1", "DOWN")
+        time.sleep(2)
+        restarted_at = time.monotonic()
+        victim.start()
+        recovered = wait_for_server_state(stack, "web1", "UP")
+        time.sleep(1)
+    result = load.result
+    report(
+        "3 SIGKILL",
+        result,
+        in_flight_on_killed=in_flight,
+        seconds_to_detect=round(detected, 2),
+        seconds_to_recover=round(time.monotonic() - restarted_at, 2),
+        seconds_down=round(restarted_at - killed_at + recovered, 2),
+    )
+    assert len(result.failures) <= in_flight
+
+
+# --- 5. errors injected --------------------------------------------------------------------------
+
+ERROR_ALERT = "OrdersErrorBudgetBurnFast"
+
+
+def error_burst(fraction_failing):
+    healthy = read_mix()
+    counter = iter(range(10**9))
+
+    def next_request():
+        if next(counter) % 100 < fraction_failing * 100:
+            return "GET", "/drill/error/", {}, True
+        return healthy()
+
+    return next_request
+
+
+def test_drill_5_error_burst_alert_reaches_the_webhook_and_resolves(stack):
+    receiver = stack.alert_receiver
+    started = time.monotonic()
+    with Load(stack, error_burst(0.5), concurrency=4):
+        firing = wait_until(lambda: receiver.received(ERROR_ALERT, "firing", started), 90)
+    burst_ended = time.monotonic()
+    with Load(stack, read_mix(), concurrency=2):
+        resolved = wait_until(lambda: receiver.received(ERROR_ALERT, "resolved", burst_ended), 90)
+    report(
+        "5 errors injected",
+        None,
+        seconds_to_fire=firing and round(firing.received_at - started, 1),
+        seconds_to_resolve=resolved and round(resolved.received_at - burst_ended, 1),
+    )
+    assert firing is not None
+    assert resolved is not None
+
+
+# --- 6. slow-body clients ------------------------------------------------------------------------
+
+
+def open_slow_body_clients(port, count):
+    """Connections that send a request's headers and one byte of its announced body."""
+    clients = []
+    for _ in range(count):
+        client = socket.create_connection(("127.0.0.1", port), timeout=5)
+        client.sendall(
+            b"POST /api/v1/orders/ HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"
+        )
+        clients.append(client)
+    return clients
+
+
+def worst_health_latency(url, probes=10):
+    worst = 0.0
+    for _ in range(probes):
+        started = time.monotonic()
+        try:
+            status = requests.get(f"{url}/health", timeout=5).status_code
+        except requests.RequestException:
+            status = None
+        worst = max(worst, time.monotonic() - started)
+        if status != 200:
+            return float("inf")
+        time.sleep(0.1)
+    return worst
+
+
+def test_drill_6_health_through_the_load_balancer_answers_while_slow_clients_hold_connections(
+    stack,
+):
+    clients = open_slow_body_clients(stack.load_balancer_port, SLOW_CLIENTS)
+    try:
+        worst = worst_health_latency(stack.url)
+    finally:
+        for client in clients:
+            client.close()
+    report("6 slow-body clients", None, clients=SLOW_CLIENTS, worst_health_seconds=round(worst, 3))
+    assert worst < HEALTH_BOUND_SECONDS
+
+
+# --- 7. Redis stopped ----------------------------------------------------------------------------
+
+
+def test_drill_7_redis_stopped_answers_no_5xx(stack, client_data):
+    stack.redis.stop()
+    try:
+        result = send(stack, read_mix(client_data), count=300)
+    finally:
+        stack.redis.start()
+    report("7 Redis stopped", result)
+    assert result.failures == []
