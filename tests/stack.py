@@ -326,7 +326,7 @@ class AlertReceiver:
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
-            def log_message(self, format, *args):  # noqa: A002 - the base class's name
+            def log_message(self, format, *args):
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
@@ -653,7 +653,7 @@ class Stack:
 
     def describe(self):
         lines = [
-            f"load balancer   {self.url}/   (admin {self.url}/admin/, API docs {self.url}/api/docs/)",
+            f"load balancer   {self.url}/   admin {self.url}/admin/   API {self.url}/api/docs/",
             f"HAProxy stats   http://127.0.0.1:{self.load_balancer_stats_port}/",
             *(
                 f"{instance.name:<15} http://{instance.address}/   log {instance.log_path}"
@@ -687,14 +687,14 @@ def main(arguments=None):
     if options.rule_time_factor < 1:
         parser.error("--rule-time-factor must be at least 1")
     stopping = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    # Explicit handlers: a shell starting this in the background leaves SIGINT ignored.
+    for stop_signal in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop_signal, lambda *_: stopping.set())
     print("Starting the stack (PostgreSQL primary and replica, Redis, gunicorn, HAProxy, ...)")
     with Stack(instances=options.instances, rule_time_factor=options.rule_time_factor) as stack:
         print(stack.describe())
         print("\nCtrl-C stops everything.", flush=True)
-        try:
-            stopping.wait()
-        except KeyboardInterrupt:
+        while not stopping.wait(0.5):
             pass
         print("\nStopping...", flush=True)
     print("Stopped.")
@@ -702,4 +702,3 @@ def main(arguments=None):
 
 if __name__ == "__main__":
     sys.exit(main())
-
