@@ -407,12 +407,14 @@ class Stack:
     raised in seconds; 1 keeps the project's rules and intervals as they are.
     """
 
-    def __init__(self, instances=3, rule_time_factor=1, directory=None):
+    def __init__(self, instances=3, rule_time_factor=1, directory=None, settings=None):
         missing = missing_programs()
         if missing:
             raise RuntimeError(f"missing programs: apt-get install {' '.join(missing)}")
         self.instance_count = instances
         self.rule_time_factor = rule_time_factor
+        # The instances' variables beyond INSTANCE_SETTINGS (a drill's shorter limits).
+        self.settings = dict(settings or {})
         self.directory = Path(directory or tempfile.mkdtemp(prefix="orders-stack-"))
         self.directory.mkdir(parents=True, exist_ok=True)
         self._exit = ExitStack()
@@ -484,6 +486,7 @@ class Stack:
         load_balancer = f"127.0.0.1:{self.load_balancer_port}"
         return project_environment(
             **INSTANCE_SETTINGS,
+            **self.settings,
             DJANGO_SETTINGS_MODULE=STACK_SETTINGS,
             DJANGO_CSRF_TRUSTED_ORIGINS=f"http://{load_balancer},http://localhost:"
             f"{self.load_balancer_port}",

@@ -50,6 +50,8 @@ HEALTH_BOUND_SECONDS = 1.0
 SLOW_CLIENTS = 32
 # How long Prometheus and Alertmanager may take, on the compressed clock, in the alert drills.
 ALERT_WAIT_SECONDS = 90
+# A replica further behind leaves the rotation; 30 s in production, shorter for drill 4.
+REPLICA_MAX_LAG_SECONDS = 5
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +62,11 @@ def stack():
         if os.environ.get("REQUIRE_STACK") == "1":
             pytest.fail(f"{reason} (REQUIRE_STACK=1: the drills must run)", pytrace=False)
         pytest.skip(reason)
-    with Stack(instances=3, rule_time_factor=RULE_TIME_FACTOR) as running:
+    with Stack(
+        instances=3,
+        rule_time_factor=RULE_TIME_FACTOR,
+        settings={"DB_REPLICA_MAX_LAG_SECONDS": str(REPLICA_MAX_LAG_SECONDS)},
+    ) as running:
         assert wait_until(running.scrape_targets_up, 60), "Prometheus never scraped every target"
         yield running
 
@@ -86,6 +92,7 @@ def authorised_session(stack):
 @dataclass
 class LoadResult:
     statuses: collections.Counter = field(default_factory=collections.Counter)
+    statuses_by_path: collections.Counter = field(default_factory=collections.Counter)
     failures: list = field(default_factory=list)
     worst_latency: float = 0.0
 
@@ -150,6 +157,7 @@ class Load:
                 self.result.worst_latency = max(self.result.worst_latency, elapsed)
                 if isinstance(outcome, int) and (outcome < 500 or failing_on_purpose):
                     self.result.statuses[outcome] += 1
+                    self.result.statuses_by_path[path.split("?")[0], outcome] += 1
                 else:
                     self.result.failures.append((method, path, outcome))
 
@@ -170,6 +178,17 @@ class Load:
         return self.result
 
 
+def write_order(client_data, number):
+    """An order of one product, with an Idempotency-Key (safe for HAProxy to retry)."""
+    customers, products = client_data["customers"], client_data["products"]
+    body = {
+        "customer": customers[number % len(customers)],
+        "lines": [{"product": products[number % len(products)], "quantity": 1}],
+    }
+    headers = {"Idempotency-Key": str(uuid.uuid4())}
+    return "POST", "/api/v1/orders/", {"json": body, "headers": headers}, False
+
+
 def read_mix(client_data=None):
     """Reads of the API, spread over two instances' worth of routes and status classes; with
     `client_data`, also orders created with an Idempotency-Key (safe for HAProxy to retry)."""
@@ -178,15 +197,7 @@ def read_mix(client_data=None):
     def next_request():
         number = next(counter)
         if client_data and number % 5 == 0:
-            body = {
-                "customer": client_data["customers"][number % len(client_data["customers"])],
-                "lines": [
-                    {"product": client_data["products"][number % len(client_data["products"])],
-                     "quantity": 1}
-                ],
-            }  # fmt: skip
-            headers = {"Idempotency-Key": str(uuid.uuid4())}
-            return "POST", "/api/v1/orders/", {"json": body, "headers": headers}, False
+            return write_order(client_data, number)
         path = ("/api/v1/products/", "/api/v1/reports/sales/", "/api/v1/no-such-resource/")[
             number % 3
         ]
@@ -373,6 +384,115 @@ def test_drill_3_instance_killed_fails_at_most_its_in_flight_requests(stack, cli
         seconds_down=round(restarted_at - killed_at + recovered, 2),
     )
     assert len(result.failures) <= in_flight
+
+
+# --- 4. replica stopped, then lagging -----------------------------------------------------------
+
+REPORT_PATHS = ("/api/v1/reports/sales/", "/api/v1/reports/top-products/")
+
+
+def reports_and_writes(client_data):
+    """Reports, which read the replica, and orders written on the primary (the WAL the replica
+    must replay)."""
+    counter = iter(range(10**9))
+
+    def next_request():
+        number = next(counter)
+        if number % 3 == 0:
+            return write_order(client_data, number)
+        return "GET", REPORT_PATHS[number % 2], {}, False
+
+    return next_request
+
+
+def report_statuses(result):
+    return {
+        status: count
+        for (path, status), count in result.statuses_by_path.items()
+        if path in REPORT_PATHS
+    }
+
+
+def replica_state(stack, state):
+    """Instances whose replica_1 is in `state`, by Prometheus' last scrape."""
+    rows = stack.query(f'orders_db_replica_state{{job="orders-service", state="{state}"}} == 1')
+    return {labels["instance"] for labels, _ in rows}
+
+
+def all_instances_see_replica(stack, state):
+    return replica_state(stack, state) == {instance.address for instance in stack.instances}
+
+
+def test_drill_4_replica_stopped_reports_stay_200_and_the_down_alert_reaches_the_webhook(
+    stack, client_data
+):
+    receiver = stack.alert_receiver
+    with Load(stack, reports_and_writes(client_data)) as load:
+        time.sleep(1)
+        stopped_at = time.monotonic()
+        stack.replica.stop()
+        out_of_rotation = wait_until(lambda: all_instances_see_replica(stack, "down"), 30)
+        seconds_out = time.monotonic() - stopped_at
+        fired = wait_until(
+            lambda: receiver.received("OrdersReplicaDown", "firing", stopped_at),
+            ALERT_WAIT_SECONDS,
+        )
+        started_at = time.monotonic()
+        stack.replica.start()
+        back = wait_until(lambda: all_instances_see_replica(stack, "in_rotation"), 60)
+        seconds_back = time.monotonic() - started_at
+    result = load.result
+    report(
+        "4 replica stopped",
+        result,
+        reports=report_statuses(result),
+        seconds_to_leave_rotation=round(seconds_out, 1),
+        seconds_to_alert=fired and round(fired.received_at - stopped_at, 1),
+        seconds_back_in_rotation_after_start=round(seconds_back, 1),
+    )
+    assert (out_of_rotation, back) == (True, True)
+    assert fired is not None
+    assert result.failures == []
+    assert set(report_statuses(result)) == {200}
+
+
+def test_drill_4_replica_lagging_reports_stay_200_prometheus_shows_the_lag_and_its_alert_fires(
+    stack, client_data
+):
+    receiver = stack.alert_receiver
+    with Load(stack, reports_and_writes(client_data)) as load:
+        paused_at = time.monotonic()
+        stack.replica.execute("SELECT pg_wal_replay_pause()")
+        lag = wait_until(
+            lambda: (
+                max((value for _, value in stack.query("orders_db_replica_lag_seconds")), default=0)
+                > REPLICA_MAX_LAG_SECONDS
+                and max(value for _, value in stack.query("orders_db_replica_lag_seconds"))
+            ),
+            60,
+        )
+        fired = wait_until(
+            lambda: receiver.received("OrdersReplicaLagging", "firing", paused_at),
+            ALERT_WAIT_SECONDS,
+        )
+        resumed_at = time.monotonic()
+        stack.replica.execute("SELECT pg_wal_replay_resume()")
+        back = wait_until(lambda: all_instances_see_replica(stack, "in_rotation"), 60)
+        seconds_back = time.monotonic() - resumed_at
+    result = load.result
+    report(
+        "4 replica lagging",
+        result,
+        reports=report_statuses(result),
+        lag_seen_by_prometheus=lag,
+        seconds_to_alert=fired and round(fired.received_at - paused_at, 1),
+        seconds_back_in_rotation_after_resume=round(seconds_back, 1),
+    )
+    assert lag > REPLICA_MAX_LAG_SECONDS
+    assert fired is not None
+    assert back
+    assert result.failures == []
+    assert set(report_statuses(result)) == {200}
 
 
 # --- 5. errors injected --------------------------------------------------------------------------
