@@ -126,10 +126,12 @@ def port_accepts(port):
 class Program:
     """A long-running program in a process group of its own, its output in a log file."""
 
-    def __init__(self, name, command, log_path, environment=None, port=None):
+    def __init__(self, name, command, log_path, environment=None, port=None, ready_path=None):
         self.name, self.command, self.log_path = name, command, log_path
         self.environment = environment
         self.port = port
+        # An HTTP path answering 200 once the program serves (listening can come earlier).
+        self.ready_path = ready_path
         self.process = None
 
     def start(self):
@@ -148,6 +150,15 @@ class Program:
             raise RuntimeError(f"{self.name} did not listen on {self.port}:\n{self.log()}")
         if self.process.poll() is not None:
             raise RuntimeError(f"{self.name} exited:\n{self.log()}")
+        if self.ready_path is not None and not wait_until(self._ready, START_SECONDS):
+            raise RuntimeError(f"{self.name} never ready on {self.ready_path}:\n{self.log()}")
+
+    def _ready(self):
+        try:
+            url = f"http://127.0.0.1:{self.port}{self.ready_path}"
+            return requests.get(url, timeout=2).status_code == 200
+        except requests.RequestException:
+            return False
 
     def stop(self):
         if self.process is not None:
@@ -570,6 +581,7 @@ class Stack:
             ],
             self.directory / "alertmanager.log",
             port=self.alertmanager_port,
+            ready_path="/-/ready",
         )
         self.alertmanager.start()
         self._exit.callback(self.alertmanager.stop)
@@ -620,6 +632,7 @@ class Stack:
             ],
             self.directory / "prometheus.log",
             port=self.prometheus_port,
+            ready_path="/-/ready",
         )
         self.prometheus.start()
         self._exit.callback(self.prometheus.stop)
