@@ -515,16 +515,22 @@ def error_burst(fraction_failing):
 def test_drill_5_error_burst_alert_reaches_the_webhook_and_resolves(stack):
     receiver = stack.alert_receiver
     started = time.monotonic()
-    with Load(stack, error_burst(0.5), concurrency=4):
-        firing = wait_until(lambda: receiver.received(ERROR_ALERT, "firing", started), 90)
+    with Load(stack, error_burst(0.5), concurrency=4) as burst:
+        firing = wait_until(
+            lambda: receiver.received(ERROR_ALERT, "firing", started), ALERT_WAIT_SECONDS
+        )
     burst_ended = time.monotonic()
-    with Load(stack, read_mix(), concurrency=2):
-        resolved = wait_until(lambda: receiver.received(ERROR_ALERT, "resolved", burst_ended), 90)
+    with Load(stack, read_mix(), concurrency=2) as after:
+        resolved = wait_until(
+            lambda: receiver.received(ERROR_ALERT, "resolved", burst_ended), ALERT_WAIT_SECONDS
+        )
     report(
         "5 errors injected",
-        None,
+        burst.result,
         seconds_to_fire=firing and round(firing.received_at - started, 1),
         seconds_to_resolve=resolved and round(resolved.received_at - burst_ended, 1),
+        requests_after_the_burst=after.result.requests,
+        failures_after_the_burst=len(after.result.failures),
     )
     assert firing is not None
     assert resolved is not None
