@@ -300,16 +300,24 @@ class HAProxyRuntime:
             if answer and "changed" not in answer:
                 raise RuntimeError(f"HAProxy refused {line!r}: {answer}")
 
-    def server_states(self):
-        """{slot: status} for backend web's servers ("UP", "DOWN", "MAINT", ...)."""
+    def statistics(self):
+        """{name: its `show stat` columns} for backend web: its servers and "BACKEND"."""
         rows = self.command("show stat").splitlines()
         header = rows[0].lstrip("# ").split(",")
-        states = {}
+        found = {}
         for row in rows[1:]:
             values = dict(zip(header, row.split(","), strict=False))
-            if values.get("pxname") == "web" and values.get("svname", "").startswith("web"):
-                states[values["svname"]] = values["status"]
-        return states
+            if values.get("pxname") == "web":
+                found[values["svname"]] = values
+        return found
+
+    def server_states(self):
+        """{slot: status} for backend web's servers ("UP", "DOWN", "MAINT", ...)."""
+        return {
+            name: values["status"]
+            for name, values in self.statistics().items()
+            if name.startswith("web")
+        }
 
 
 @dataclass

@@ -337,6 +337,7 @@ def wait_for_server_state(stack, slot, wanted, seconds=60):
 
 def test_drill_2_rolling_restart_fails_no_request(stack, client_data):
     back_in_rotation = []
+    retried_before = retried_by_load_balancer(stack)
     with Load(stack, read_mix(client_data)) as load:
         for number, instance in enumerate(stack.instances, start=1):
             time.sleep(1)
@@ -344,7 +345,12 @@ def test_drill_2_rolling_restart_fails_no_request(stack, client_data):
             instance.start()
             back_in_rotation.append(round(wait_for_server_state(stack, f"web{number}", "UP"), 2))
     result = load.result
-    report("2 rolling restart", result, seconds_back_in_rotation=back_in_rotation)
+    report(
+        "2 rolling restart",
+        result,
+        seconds_back_in_rotation=back_in_rotation,
+        load_balancer=dict(retried_by_load_balancer(stack) - retried_before),
+    )
     assert result.failures == []
 
 
@@ -352,36 +358,43 @@ def test_drill_2_rolling_restart_fails_no_request(stack, client_data):
 
 
 def sessions_on(stack, slot):
-    rows = stack.haproxy_runtime.command("show stat").splitlines()
-    header = rows[0].lstrip("# ").split(",")
-    for row in rows[1:]:
-        values = dict(zip(header, row.split(","), strict=False))
-        if values["pxname"] == "web" and values["svname"] == slot:
-            return int(values["scur"] or 0)
-    raise LookupError(slot)
+    """Requests HAProxy has in progress on server `slot`."""
+    return int(stack.haproxy_runtime.statistics()[slot]["scur"] or 0)
+
+
+def retried_by_load_balancer(stack):
+    """HAProxy's backend totals: connections retried, requests sent to another server."""
+    backend = stack.haproxy_runtime.statistics()["BACKEND"]
+    return collections.Counter(
+        retries=int(backend["wretr"] or 0), redispatched=int(backend["wredis"] or 0)
+    )
 
 
 def test_drill_3_instance_killed_fails_at_most_its_in_flight_requests(stack, client_data):
     victim = stack.instances[0]
+    retried_before = retried_by_load_balancer(stack)
     with Load(stack, read_mix(client_data)) as load:
         time.sleep(2)
         in_flight = sessions_on(stack, "web1")
         killed_at = time.monotonic()
         victim.kill()
-        detected = wait_for_server_state(stack, "web1", "DOWN")
+        wait_for_server_state(stack, "web1", "DOWN")
+        detected_at = time.monotonic()
         time.sleep(2)
         restarted_at = time.monotonic()
         victim.start()
-        recovered = wait_for_server_state(stack, "web1", "UP")
+        wait_for_server_state(stack, "web1", "UP")
+        back_at = time.monotonic()
         time.sleep(1)
     result = load.result
     report(
         "3 SIGKILL",
         result,
         in_flight_on_killed=in_flight,
-        seconds_to_detect=round(detected, 2),
-        seconds_to_recover=round(time.monotonic() - restarted_at, 2),
-        seconds_down=round(restarted_at - killed_at + recovered, 2),
+        seconds_to_detect=round(detected_at - killed_at, 2),
+        seconds_from_restart_to_rotation=round(back_at - restarted_at, 2),
+        seconds_out_of_rotation=round(back_at - killed_at, 2),
+        load_balancer=dict(retried_by_load_balancer(stack) - retried_before),
     )
     assert len(result.failures) <= in_flight
 
