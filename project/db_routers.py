@@ -2,7 +2,7 @@
 
 Ordinary reads and all writes go to the primary, so a request always reads its own writes.
 Reports and analytics opt in to a replica explicitly with
-`.using(apps.common.database.read_replica_alias())`.
+`apps.common.replicas.read_on_replica()` (a replica in rotation, else the primary).
 """
 
 

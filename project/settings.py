@@ -165,6 +165,24 @@ DB_SSLMODE = env.choice(
     default="",
 )
 DB_STATEMENT_TIMEOUT_MS = env.int("DB_STATEMENT_TIMEOUT_MS", default=30000, minimum=0)
+# Once a connection to a server has failed (apps/common/breakers.py), a checkout waits at most
+# this long instead of DB_POOL_TIMEOUT; longer waits check for an outage this often.
+DB_POOL_OUTAGE_TIMEOUT = env.float("DB_POOL_OUTAGE_TIMEOUT", default=0.5, minimum=0.05, maximum=5)
+# Replicas (apps/common/replicas.py): reads fall back to the primary, so they wait little.
+DB_REPLICA_CONNECT_TIMEOUT = env.int("DB_REPLICA_CONNECT_TIMEOUT", default=2, minimum=1)
+DB_REPLICA_POOL_TIMEOUT = env.float(
+    "DB_REPLICA_POOL_TIMEOUT", default=0.5, minimum=0.05, maximum=30
+)
+# A replica further behind than this is out of rotation (and reported degraded by /ready).
+DB_REPLICA_MAX_LAG_SECONDS = env.float("DB_REPLICA_MAX_LAG_SECONDS", default=30.0, minimum=0)
+# Reports of an organization that wrote this recently read the primary (its own writes).
+DB_REPLICA_STICKY_SECONDS = env.float(
+    "DB_REPLICA_STICKY_SECONDS", default=5.0, minimum=0, maximum=3600
+)
+# How often each process checks that its replicas answer and how far behind they are.
+DB_REPLICA_CHECK_SECONDS = env.float(
+    "DB_REPLICA_CHECK_SECONDS", default=1.0, minimum=0.1, maximum=60
+)
 SQLITE_BUSY_TIMEOUT_MS = 5000
 # django-prometheus' subclasses of the same backends count queries, errors and connections;
 # apps/observability/db_backends builds their cursor class once, not on every connect.
@@ -178,8 +196,9 @@ if DB_POOL_MIN_SIZE > DB_POOL_MAX_SIZE:
     )
 
 
-def database_settings(variable, url_config):
+def database_settings(variable, url_config, alias="default"):
     """Complete a parsed DATABASE_URL with the pool, timeouts and SQLite concurrency settings."""
+    is_replica = alias != "default"
     config = dict(url_config)
     options = dict(config.pop("OPTIONS", {}))
     if config["ENGINE"] == "django.db.backends.sqlite3":
@@ -204,7 +223,17 @@ def database_settings(variable, url_config):
         config["ENGINE"] = PROMETHEUS_DATABASE_ENGINES[config["ENGINE"]]
         return config
 
-    options.setdefault("connect_timeout", DB_CONNECT_TIMEOUT)
+    options.setdefault(
+        "connect_timeout", DB_REPLICA_CONNECT_TIMEOUT if is_replica else DB_CONNECT_TIMEOUT
+    )
+    if is_replica:
+        # A replica host that vanishes (no RST) breaks its connections within seconds rather
+        # than the kernel's retransmission timeout: data unacknowledged for this long, or idle
+        # connections whose keepalive probes go unanswered, fail (reports then read the primary).
+        options.setdefault("tcp_user_timeout", DB_REPLICA_CONNECT_TIMEOUT * 1000)
+        options.setdefault("keepalives_idle", 5)
+        options.setdefault("keepalives_interval", 1)
+        options.setdefault("keepalives_count", 3)
     options.setdefault("application_name", "orders-service")
     if DB_SSLMODE:
         options["sslmode"] = DB_SSLMODE
@@ -216,11 +245,13 @@ def database_settings(variable, url_config):
         options["pool"] = {
             "min_size": DB_POOL_MIN_SIZE,
             "max_size": DB_POOL_MAX_SIZE,
-            "timeout": DB_POOL_TIMEOUT,
+            "timeout": DB_REPLICA_POOL_TIMEOUT if is_replica else DB_POOL_TIMEOUT,
             # psycopg_pool backs off up to 5 minutes between reconnect attempts by default, which
-            # kept /ready failing ~20 s after a 40 s outage had ended; 10 s bounds that wait.
-            "reconnect_timeout": 10,
-            "name": f"orders-{variable.lower()}",
+            # kept /ready failing ~20 s after a 40 s outage had ended. It doubles the wait after
+            # each failure until this many seconds, then starts again at the next checkout: the
+            # gap between two attempts stays within a few seconds.
+            "reconnect_timeout": 5,
+            "name": f"orders-{alias}",
         }
         conn_max_age = 0
     else:
@@ -237,7 +268,9 @@ DATABASES = {
 }
 for number, replica_url in enumerate(env.list("DATABASE_REPLICA_URLS", default=[]), start=1):
     replica = database_settings(
-        "DATABASE_REPLICA_URLS", parse_database_url("DATABASE_REPLICA_URLS", replica_url)
+        "DATABASE_REPLICA_URLS",
+        parse_database_url("DATABASE_REPLICA_URLS", replica_url),
+        alias=f"replica_{number}",
     )
     # Tests see the replica as the primary: the test database exists only once.
     replica["TEST"] = {"MIRROR": "default"}
@@ -460,10 +493,6 @@ PROMETHEUS_LATENCY_BUCKETS = (
 # the kubelet's timeoutSeconds must be above it.
 HEALTH_CHECK_TIMEOUT_SECONDS = env.float(
     "HEALTH_CHECK_TIMEOUT_SECONDS", default=1.5, minimum=0.1, maximum=30
-)
-# A replica further behind than this is reported degraded (reads should go to the primary).
-HEALTH_REPLICA_MAX_LAG_SECONDS = env.float(
-    "HEALTH_REPLICA_MAX_LAG_SECONDS", default=30.0, minimum=0
 )
 
 LOG_LEVEL = env.choice(

@@ -7,7 +7,8 @@ query parameters) to lists of messages (nested for list items) and is empty when
 concerns no field. An app may add keys (409s about an order's status add `current_status`).
 
 Django's error handlers (project/urls.py) answer in this shape under /api/, so that no client of
-the API ever gets an HTML page, also when a view fails or the database is unreachable.
+the API ever gets an HTML page, also when a view fails or the database is unreachable (503
+`database_unavailable` with Retry-After; elsewhere, the admin say, a plain 503 page).
 """
 
 import sys
@@ -16,7 +17,7 @@ from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import InterfaceError, OperationalError
 from django.db.models import ProtectedError, RestrictedError
-from django.http import Http404, JsonResponse
+from django.http import Http404, HttpResponse, JsonResponse
 from django.utils.cache import patch_cache_control
 from django.views.decorators.csrf import csrf_exempt
 from django.views.defaults import bad_request as default_bad_request
@@ -32,8 +33,13 @@ from apps.common.request_context import answers_unmatched_paths
 
 API_PREFIX = "/api/"
 # How long a client should wait before retrying while the database is unreachable: about the
-# time the connection pool takes to notice it is back.
-DATABASE_RETRY_AFTER_SECONDS = 10
+# longest gap between the connection pool's attempts to reconnect.
+DATABASE_RETRY_AFTER_SECONDS = 5
+DATABASE_UNAVAILABLE_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Service unavailable</title></head>
+<body><h1>Service unavailable</h1>
+<p>The database cannot be reached right now. Try again in a few seconds.</p></body></html>
+"""
 
 
 def error_body(code, message, fields=None, **extra):
@@ -135,18 +141,23 @@ def bad_request(request, exception=None):
 
 
 def server_error(request):
-    """handler500: under /api/ a JSON 500, or a 503 with Retry-After while the database is
-    unreachable; elsewhere Django's page. The exception has been logged (and sent to Sentry)
-    by then; the body says nothing about it."""
-    if not request.path.startswith(API_PREFIX):
-        return default_server_error(request)
+    """handler500: a 503 with Retry-After while the database is unreachable (JSON under /api/,
+    a plain page elsewhere: the admin's own templates would query the database again); other
+    failures a JSON 500 under /api/ and Django's page elsewhere. The exception has been logged
+    (and sent to Sentry) by then; the body says nothing about it."""
     # Django calls the handler inside the `except` block of the exception being answered.
     if isinstance(sys.exc_info()[1], OperationalError | InterfaceError):
-        response = json_error_response(
-            "database_unavailable", "The database is unavailable; retry later.", 503
-        )
+        if request.path.startswith(API_PREFIX):
+            response = json_error_response(
+                "database_unavailable", "The database is unavailable; retry later.", 503
+            )
+        else:
+            response = HttpResponse(DATABASE_UNAVAILABLE_PAGE, status=503)
+            patch_cache_control(response, no_store=True)
         response["Retry-After"] = str(DATABASE_RETRY_AFTER_SECONDS)
         return response
+    if not request.path.startswith(API_PREFIX):
+        return default_server_error(request)
     return json_error_response(
         "server_error",
         "The server failed to answer; quote the X-Request-ID header when reporting it.",

@@ -1,11 +1,10 @@
 """Database helpers shared by the apps: execute wrappers, pool statistics, upserts, pruning.
 
 Nothing here runs a query on import; each helper works on any configured alias, on PostgreSQL
-and SQLite alike.
+and SQLite alike. Replica routing and the connection breakers live in `apps.common.replicas`.
 """
 
 import logging
-import random
 
 from django.conf import settings
 from django.db import connections
@@ -17,12 +16,6 @@ logger = logging.getLogger(__name__)
 def replica_aliases():
     """The read replicas' aliases (DATABASE_REPLICA_URLS: replica_1, replica_2, …)."""
     return [alias for alias in settings.DATABASES if alias.startswith("replica_")]
-
-
-def read_replica_alias():
-    """A replica for a heavy read, or the primary when none is configured."""
-    replicas = replica_aliases()
-    return random.choice(replicas) if replicas else "default"  # noqa: S311 - load spreading
 
 
 def install_execute_wrapper(wrapper, dispatch_uid):

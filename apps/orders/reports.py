@@ -1,5 +1,5 @@
-"""Sales reports: aggregated in the database, read from a replica when one is configured,
-cached briefly per organization and parameters."""
+"""Sales reports: aggregated in the database, read from a replica in rotation when one is
+configured, cached briefly per organization, parameters and report version (report_cache)."""
 
 import datetime as dt
 from decimal import Decimal
@@ -9,8 +9,9 @@ from django.db.models import Count, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from apps.common.database import read_replica_alias
+from apps.common.replicas import read_on_replica
 from apps.orders.models import Order, OrderLine
+from apps.orders.report_cache import report_scope
 
 REPORT_CACHE_SECONDS = 60
 MAX_RANGE_DAYS = 366
@@ -97,13 +98,18 @@ REPORTS = {"sales": _sales_by_day, "top_products": _top_products}
 
 
 def run_report(name, organization, start, end, **params):
-    """The one read path of reports: cached, and on a replica when there is one."""
+    """The one read path of reports: cached, and on a replica in rotation when there is one,
+    unless the organization wrote in the last moments (then on the primary)."""
+    version, wrote_recently = report_scope(organization.pk)
     key = ":".join(
-        ["report", name, str(organization.pk), start.isoformat(), end.isoformat()]
+        ["report", name, str(organization.pk), f"v{version}", start.isoformat(), end.isoformat()]
         + [f"{param}={value}" for param, value in sorted(params.items())]
     )
     result = cache.get(key)
     if result is None:
-        result = REPORTS[name](read_replica_alias(), organization, start, end, **params)
+        result = read_on_replica(
+            lambda alias: REPORTS[name](alias, organization, start, end, **params),
+            primary=wrote_recently,
+        )
         cache.set(key, result, REPORT_CACHE_SECONDS)
     return result

@@ -14,6 +14,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Case, F, IntegerField, When
 from django.utils import timezone
 
+from apps.orders import report_cache
 from apps.orders.models import Order, OrderLine, OrderNumberSequence, Product
 
 ORDER_NUMBER_PREFIX = "ORD"
@@ -151,6 +152,7 @@ def create_order(organization, customer, lines, currency="EUR"):
         OrderLine.objects.bulk_create(order_lines)
         order.total = total
         order.save(update_fields=["total", "updated_at"])
+        _reports_change_on_commit(organization.pk)
     return order
 
 
@@ -168,7 +170,14 @@ def _transition(order, allowed, to, action, timestamp_field, before_save=None):
         order.status = to
         setattr(order, timestamp_field, timezone.now())
         order.save(update_fields=["status", timestamp_field, "updated_at"])
+        _reports_change_on_commit(order.organization_id)
     return order
+
+
+def _reports_change_on_commit(organization_id):
+    """Once the write commits, the organization's cached reports are stale and its next ones
+    read the primary (report_cache)."""
+    transaction.on_commit(lambda: report_cache.organization_changed(organization_id))
 
 
 def pay(order):

@@ -24,3 +24,6 @@ FINDINGS_DROPPED = Counter(
     "orders_query_findings_dropped_total",
     "Query findings dropped because the buffer was full (database down too long).",
 )
+# Exported at 0 from the start: alerts take increase() of the slow and N+1 findings.
+for kind in ("n_plus_one", "n_plus_one_write", "duplicate", "slow"):
+    QUERY_FINDINGS.labels(kind)

@@ -139,6 +139,12 @@ def test_dashboard_shows_what_ops_watch():
         "orders_db_pool_requests_waiting",
         "orders_query_findings_total",
         "orders_telemetry_flush_failures_total",
+        "orders_db_replica_lag_seconds",
+        "orders_worker_cpu_seconds",
+        "orders_worker_resident_memory_bytes",
+        "orders_worker_open_fds",
+        "orders_postgres_connections",
+        "django_cache_get_hits_total",
     ):
         assert name in expressions, name
     quantiles = set(re.findall(r'quantile="([\d.]+)"', expressions))

@@ -251,11 +251,21 @@ def test_alerts_cover_what_ops_page_on():
     for metric in (
         "django_http_responses_total_by_status_view_method_total",
         "django_http_requests_latency_seconds_by_view_method_bucket",
-        "orders_db_pool_requests_waiting",
-        "orders_db_pool_available",
+        "orders_worker_db_pool_requests_waiting",
+        "orders_worker_db_pool_in_use",
         "orders_telemetry_flush_failures_total",
         "orders_slow_requests_total",
         "orders_query_findings_total",
+        "django_db_query_duration_seconds_bucket",
+        "django_db_new_connection_errors_total",
+        "orders_worker_cpu_seconds",
+        "orders_memory_used_bytes",
+        "orders_worker_open_fds",
+        "orders_postgres_connections",
+        "orders_disk_free_bytes",
+        "orders_db_unreachable",
+        "orders_db_replica_state",
+        "orders_db_replica_lag_seconds",
     ):
         reads = [metric in metric_names(rule["expr"]) for rule in rules()]
         assert any(reads), f"no rule reads {metric}"

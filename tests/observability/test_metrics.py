@@ -272,3 +272,47 @@ def test_cache_metrics_come_from_the_django_prometheus_redis_backend(client):
         sample_value(after, name, backend="redis")
         == sample_value(before, name, backend="redis") + 1
     )
+
+
+def test_counters_that_alerts_read_exist_before_their_first_increment(client):
+    text = scrape(client)
+
+    for name, labels in (
+        ("django_db_new_connection_errors_total", {"alias": "default"}),
+        ("orders_query_findings_total", {"kind": "slow"}),
+        ("orders_query_findings_total", {"kind": "n_plus_one"}),
+        ("orders_heavy_reads_total", {"alias": "default"}),
+    ):
+        samples = [
+            sample
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name == name and labels.items() <= sample.labels.items()
+        ]
+        assert samples, f"{name}{labels} is not exported"
+
+
+def test_resources_of_the_process_and_the_host_are_exported(client):
+    text = scrape(client)
+
+    assert sample_value(text, "orders_worker_resident_memory_bytes") > 0
+    assert sample_value(text, "orders_worker_open_fds") > 0
+    assert sample_value(text, "orders_worker_max_fds") >= sample_value(
+        text, "orders_worker_open_fds"
+    )
+    assert sample_value(text, "orders_worker_cpu_seconds") > 0
+    assert sample_value(text, "orders_memory_limit_bytes") >= sample_value(
+        text, "orders_memory_used_bytes"
+    )
+    assert sample_value(text, "orders_disk_size_bytes", path=str(settings.BASE_DIR)) > 0
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's own connections")
+def test_postgresql_connections_are_exported_against_max_connections(client):
+    metrics.update_gauges_job(final=False)  # the background flusher's job
+
+    text = scrape(client)
+
+    in_use = sample_value(text, "orders_postgres_connections", alias="default")
+    usable = sample_value(text, "orders_postgres_max_connections", alias="default")
+    assert 1 <= in_use <= usable

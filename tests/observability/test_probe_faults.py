@@ -111,7 +111,7 @@ def test_replica_state_is_read_on_postgres(postgres_server, postgres_app):
     replica = detailed(server)["checks"]["replica_1"]
 
     assert replica["status"] == "ok"
-    assert replica["details"]["in_recovery"] is False
+    assert replica["details"]["state"] == "in_rotation"
 
 
 def test_ready_answers_503_within_2_seconds_when_the_database_never_answers(

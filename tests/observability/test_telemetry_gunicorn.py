@@ -270,3 +270,52 @@ def test_concurrent_flushes_from_several_processes_lose_nothing():
     assert row.query_count == expected
     assert row.duration_max_ms == per_round
     assert ErrorGroup.objects.get().count == processes * rounds
+
+
+def worker_pids_with_resource_series(text):
+    return {
+        sample.labels["pid"]
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "orders_worker_resident_memory_bytes"
+    }
+
+
+def test_each_worker_exports_its_resources_by_pid_and_a_dead_workers_series_go(
+    server_database, tmp_path
+):
+    database_url, _ = server_database
+    environment = project_environment(
+        DJANGO_ENV="test",
+        DATABASE_URL=database_url,
+        METRICS_TOKEN=METRICS_TOKEN,
+        WEB_CONCURRENCY=2,
+        TELEMETRY_FLUSH_SECONDS=0.5,
+        PROMETHEUS_MULTIPROC_DIR=None,
+    )
+    migrated = run_manage("migrate", "--noinput", environment=environment)
+    assert migrated.returncode == 0, migrated.stderr
+
+    with gunicorn(environment, tmp_path / "gunicorn.log") as server:
+
+        def both_workers_exported():
+            server.get("/admin/login/")  # starts the flusher of the worker that answers
+            pids = worker_pids_with_resource_series(
+                server.get("/metrics", headers=AUTHORIZATION).text
+            )
+            return pids if len(pids) == 2 else None
+
+        pids = wait_until(both_workers_exported, 30, step=0.1)
+        assert pids, server.log()[-3000:]
+        killed = sorted(pids)[0]
+        os.kill(int(killed), signal.SIGKILL)
+
+        def series_of_the_killed_worker_gone():
+            text = server.get("/metrics", headers=AUTHORIZATION).text
+            return killed not in worker_pids_with_resource_series(text) and text
+
+        text = wait_until(series_of_the_killed_worker_gone, 30, step=0.2)
+
+    assert text, f"worker {killed}'s series outlived it"
+    for name in ("orders_worker_cpu_seconds", "orders_worker_open_fds", "orders_worker_max_fds"):
+        assert sum(f'{name}{{pid="' in line for line in text.splitlines()) >= 1, name

@@ -281,3 +281,16 @@ def test_a_chunked_body_over_the_limit_is_a_413(api):
     )
 
     assert_error_shape(response, 413, "payload_too_large")
+
+
+def test_a_database_outage_outside_api_is_a_plain_503_page_to_retry(client):
+    request = RequestFactory().get("/admin/")
+    try:
+        raise OperationalError("connection to server failed: Connection refused")
+    except OperationalError:
+        response = server_error(request)
+
+    assert response.status_code == 503
+    assert response["Content-Type"].startswith("text/html")
+    assert int(response["Retry-After"]) > 0
+    assert b"Connection refused" not in response.content

@@ -8,7 +8,7 @@ from django.db import connection
 from django.db.utils import ConnectionHandler
 from psycopg_pool import PoolTimeout
 
-from apps.common.database import read_replica_alias
+from apps.common.replicas import read_replica_alias
 from project import settings as project_settings
 from project.db_routers import PrimaryReplicaRouter
 from project.environment import parse_database_url

@@ -24,7 +24,6 @@ import asyncio
 import dataclasses
 import inspect
 import logging
-import os
 import shutil
 import threading
 import time
@@ -40,7 +39,13 @@ from django.db.migrations.executor import MigrationExecutor
 from health_check import Cache, Database, HealthCheck
 from health_check.exceptions import HealthCheckException, ServiceUnavailable, ServiceWarning
 
+from apps.common import replicas
 from apps.common.database import close_connection, pool_statistics, replica_aliases
+from apps.observability.metrics.resources import (
+    log_directory,
+    memory_usage,
+    process_resident_bytes,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -161,17 +166,10 @@ class CacheCheck(Cache):
         return {"backend": type(cache).__name__}
 
 
-REPLICA_STATE_SQL = """
-SELECT pg_is_in_recovery(),
-       CASE WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
-            ELSE EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp())
-       END
-"""
-
-
 @dataclasses.dataclass
 class ReplicaCheck(HealthCheck):
-    """A read replica answers and is not too far behind; down or lagging degrades reads only."""
+    """A read replica answers and is not too far behind: the state that takes it in and out of
+    the rotation (apps.common.replicas), measured now. Down or lagging degrades reads only."""
 
     alias: str
     required: ClassVar[bool] = False
@@ -181,37 +179,25 @@ class ReplicaCheck(HealthCheck):
         return self.alias
 
     def run(self):
-        connection = connections[self.alias]
-        try:
-            with connection.cursor() as cursor:
-                if connection.vendor != "postgresql":
-                    cursor.execute("SELECT 1")
-                    return {"message": "reachable"}
-                cursor.execute(REPLICA_STATE_SQL)
-                in_recovery, lag = cursor.fetchone()
-        except DatabaseError as error:
-            raise ServiceUnavailable(f"unreachable ({type(error).__name__})") from error
-        finally:
-            close_connection(self.alias)
-        details = {"pool": pool_statistics(self.alias, open_pool=True), "in_recovery": in_recovery}
-        if not in_recovery:
-            return {**details, "message": "not in recovery (a primary?)", "lag_seconds": None}
-        lag_seconds = None if lag is None else round(float(lag), 3)
-        details["lag_seconds"] = lag_seconds
-        if lag_seconds is None:
-            raise ServiceUnavailable("has replayed nothing yet")
-        if lag_seconds > settings.HEALTH_REPLICA_MAX_LAG_SECONDS:
-            raise ServiceUnavailable(
-                f"lags {lag_seconds:.1f} s (limit {settings.HEALTH_REPLICA_MAX_LAG_SECONDS:g} s)"
-            )
-        return {**details, "message": f"lags {lag_seconds:.1f} s"}
+        replicas.monitor.ensure_started()
+        state = replicas.monitor.check(self.alias)
+        replicas.monitor.record(state)
+        details = {
+            "state": state.state,
+            "lag_seconds": state.lag_seconds,
+            "lag_limit_seconds": settings.DB_REPLICA_MAX_LAG_SECONDS,
+            "pool": pool_statistics(self.alias),
+        }
+        if not state.in_rotation:
+            raise ServiceUnavailable(f"{state.state}, out of rotation: {state.message}")
+        return {**details, "message": f"in rotation, {state.message}"}
 
 
 @dataclasses.dataclass
 class DiskCheck(HealthCheck):
-    """Free space where the service writes (warning only)."""
+    """Free space where the service writes its logs (warning only)."""
 
-    path: str = dataclasses.field(default_factory=lambda: str(settings.BASE_DIR))
+    path: str = dataclasses.field(default_factory=log_directory)
     max_usage_percent: float = DISK_WARNING_PERCENT
     required: ClassVar[bool] = False
 
@@ -224,39 +210,6 @@ class DiskCheck(HealthCheck):
         if percent >= self.max_usage_percent:
             raise ServiceWarning(message)
         return {"message": message, "path": self.path}
-
-
-def _read_number(path):
-    try:
-        with open(path) as file:
-            text = file.read().strip()
-    except OSError:
-        return None
-    return int(text) if text.isdigit() else None
-
-
-def memory_usage():
-    """(used bytes, limit bytes) of this container (cgroup v2) or else of the host, or None."""
-    used = _read_number("/sys/fs/cgroup/memory.current")
-    limit = _read_number("/sys/fs/cgroup/memory.max")  # "max" (no limit) reads as None
-    if used is not None and limit is not None:
-        return used, limit
-    try:
-        with open("/proc/meminfo") as file:
-            fields = dict(line.split(":", 1) for line in file)
-    except OSError:
-        return None
-    total = int(fields["MemTotal"].split()[0]) * 1024
-    available = int(fields["MemAvailable"].split()[0]) * 1024
-    return total - available, total
-
-
-def process_resident_bytes():
-    try:
-        with open("/proc/self/statm") as file:
-            return int(file.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return None
 
 
 @dataclasses.dataclass

@@ -11,9 +11,17 @@ registry is exported.
 import os
 
 import prometheus_client
+from django.conf import settings
+
+# django-prometheus' cache counters, registered whatever the cache backend: the dashboard's hit
+# ratio then reads 0 rather than nothing without Redis.
+from django_prometheus.cache import metrics as cache_metrics  # noqa: F401
+from django_prometheus.db.metrics import connection_errors_total
 from prometheus_client import Counter, Gauge, multiprocess
 
+from apps.common import replicas
 from apps.common.database import all_pool_statistics
+from apps.observability.metrics.resources import update_database_gauges, update_resource_gauges
 
 SLOW_REQUESTS = Counter(
     "orders_slow_requests_total",
@@ -87,9 +95,26 @@ def update_pool_gauges():
         DB_POOL_MAX.labels(alias).set(statistics.get("pool_max", 0))
 
 
-def update_pool_gauges_job(final):
-    """The flusher's job: the pool gauges follow the pools between scrapes."""
+def update_gauges():
+    """Every gauge that is read rather than counted: pools, resources, replicas."""
     update_pool_gauges()
+    update_resource_gauges()
+
+
+def update_gauges_job(final):
+    """The flusher's job: the gauges follow the pools and resources between scrapes, and
+    PostgreSQL's connections are read."""
+    update_gauges()
+    update_database_gauges()
+
+
+def export_counters_at_zero():
+    """Counters that alerts read, at 0 before their first increment: increase() cannot see the
+    first failure of a series that appears at 1."""
+    for alias, database in settings.DATABASES.items():
+        vendor = "postgresql" if database["ENGINE"].endswith("postgresql") else "sqlite"
+        connection_errors_total.labels(alias, vendor)
+    replicas.export_counters_at_zero()
 
 
 def registry():

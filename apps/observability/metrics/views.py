@@ -15,7 +15,7 @@ from django.utils.functional import SimpleLazyObject
 from django.views.decorators.cache import never_cache
 
 from apps.observability.authorization import access_denied, has_valid_token
-from apps.observability.metrics.registry import exposition, update_pool_gauges
+from apps.observability.metrics.registry import exposition, update_gauges
 
 
 def _attach_session_user(request):
@@ -33,5 +33,5 @@ def metrics_view(request):
     denied = access_denied(request)
     if denied is not None:
         return denied
-    update_pool_gauges()
+    update_gauges()
     return HttpResponse(exposition(), content_type=prometheus_client.CONTENT_TYPE_LATEST)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.db import DatabaseError, connections, transaction
 
+from apps.common import replicas
 from apps.common.database import replica_aliases
 from apps.observability.health import checks as health
 from apps.observability.telemetry.statistics import percent
@@ -251,15 +252,18 @@ def _postgres_unindexed_foreign_keys(cursor):
 
 
 def _replica_lag(cursor):
-    """Configured replicas (the readiness check measures their lag) and streaming standbys."""
+    """Configured replicas, measured now (in rotation, lagging or down, as reads are routed),
+    and the standbys streaming from this server."""
     aliases = replica_aliases()
     results = health.run_checks([health.ReplicaCheck(alias) for alias in aliases])
+    states = replicas.replica_states()
     configured = [
         {
             "alias": result.name,
             "status": result.status,
+            "state": states[result.name].state.replace("_", " "),
             "message": result.message,
-            "lag_seconds": result.details.get("lag_seconds"),
+            "lag_seconds": states[result.name].lag_seconds,
         }
         for result in results
     ]
@@ -270,7 +274,8 @@ def _replica_lag(cursor):
             "No read replica is configured (DATABASE_REPLICA_URLS) and no standby streams from "
             "this server."
         )
-    return Section(rows=configured, details={"streaming": streaming}, message=message)
+    details = {"streaming": streaming, "lag_limit_seconds": settings.DB_REPLICA_MAX_LAG_SECONDS}
+    return Section(rows=configured, details=details, message=message)
 
 
 def statements(cursor, limit=TOP_STATEMENTS):
