@@ -340,7 +340,7 @@ def test_drill_2_rolling_restart_fails_no_request(stack, client_data):
     retried_before = retried_by_load_balancer(stack)
     with Load(stack, read_mix(client_data)) as load:
         for number, instance in enumerate(stack.instances, start=1):
-            time.sleep(1)
+            time.sleep(0.5)
             instance.stop()
             instance.start()
             back_in_rotation.append(round(wait_for_server_state(stack, f"web{number}", "UP"), 2))
@@ -374,13 +374,13 @@ def test_drill_3_instance_killed_fails_at_most_its_in_flight_requests(stack, cli
     victim = stack.instances[0]
     retried_before = retried_by_load_balancer(stack)
     with Load(stack, read_mix(client_data)) as load:
-        time.sleep(2)
+        time.sleep(1)
         in_flight = sessions_on(stack, "web1")
         killed_at = time.monotonic()
         victim.kill()
         wait_for_server_state(stack, "web1", "DOWN")
         detected_at = time.monotonic()
-        time.sleep(2)
+        time.sleep(1)
         restarted_at = time.monotonic()
         victim.start()
         wait_for_server_state(stack, "web1", "UP")
