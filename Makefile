@@ -10,12 +10,14 @@ ADMIN_USERNAME ?= admin
 TEST_WORKERS ?= 3
 
 .DEFAULT_GOAL := help
-.PHONY: help run dev test lint fmt lock migrate admin seed clean
+.PHONY: help run dev test lint fmt lock migrate admin seed clean stack
 
 help:
 	@echo "make run    set everything up (venv, pinned requirements, migrations, demo data, admin) and serve on http://$(HOST):$(PORT)"
 	@echo "make test   run the whole test suite, in $(TEST_WORKERS) parallel processes (TEST_WORKERS=0: in one)"
 	@echo "make dev    Django's development server with auto-reload"
+	@echo "make stack  the production topology on this machine (HAProxy, 3 instances, primary + replica,"
+	@echo "            Redis, Prometheus, Alertmanager) until Ctrl-C; STACK_ARGS=--help for options"
 	@echo "make lint   ruff, formatting, missing migrations and the import contracts"
 	@echo "make fmt    format and auto-fix with ruff"
 	@echo "make lock   recompile the pinned requirements/*.txt from requirements/*.in"
@@ -55,6 +57,11 @@ run: admin seed
 
 dev: admin seed
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)
+
+# The topology of docs/deployment.md from Debian's programs on free ports (tests/stack.py, which
+# the drills of tests/deploy/test_topology_drills.py run too). Prints where everything listens.
+stack: $(VENV)/.dev-installed
+	$(BIN)/python -m tests.stack $(STACK_ARGS)
 
 test: $(VENV)/.dev-installed
 	$(BIN)/pytest -n $(TEST_WORKERS)

@@ -345,18 +345,17 @@ def test_web_does_not_redirect_to_https_without_a_tls_proxy():
 
 
 @pytest.mark.parametrize(
-    ("service", "variable"), [("web", "DJANGO_SECRET_KEY"), ("postgres", "POSTGRES_PASSWORD")]
+    ("service", "variable"),
+    [
+        ("web", "DJANGO_SECRET_KEY"),
+        ("web", "METRICS_TOKEN"),
+        ("postgres", "POSTGRES_PASSWORD"),
+    ],
 )
 def test_secret_defaults_are_overridable_and_marked_local_only(service, variable):
     value = compose_service(service)["environment"][variable]
     assert value.startswith(f"${{{variable}:-"), value
     assert "local-only" in interpolation_default(value)
-
-
-def test_web_port_is_published_on_loopback_only():
-    ports = compose_service("web")["ports"]
-    assert ports
-    assert all(str(port).startswith("127.0.0.1:") for port in ports)
 
 
 def test_web_does_not_run_migrations_on_start():

@@ -28,10 +28,24 @@ def resources():
     ]
 
 
-def resource(kind):
-    found = [document for document in resources() if document["kind"] == kind]
-    assert len(found) == 1, f"expected one {kind}, found {len(found)}"
+def resource(kind, name=None):
+    found = [
+        document
+        for document in resources()
+        if document["kind"] == kind and name in {None, document["metadata"]["name"]}
+    ]
+    assert len(found) == 1, f"expected one {kind} {name or ''}, found {len(found)}"
     return found[0]
+
+
+def service_configmap():
+    """The service's configuration (not the Prometheus Adapter's rules)."""
+    return resource("ConfigMap", deployment()["metadata"]["name"])
+
+
+def adapter_rules():
+    configmap = resource("ConfigMap", "orders-service-adapter-rules")
+    return yaml.safe_load(configmap["data"]["config.yaml"])["rules"]
 
 
 def deployment():
@@ -120,8 +134,8 @@ def test_manifests_set_no_namespace():
         assert "namespace" not in document["metadata"], document["metadata"]["name"]
 
 
-def test_deployment_runs_at_least_two_replicas():
-    assert deployment()["spec"]["replicas"] >= 2
+def test_deployment_leaves_the_pod_count_to_the_autoscaler():
+    assert "replicas" not in deployment()["spec"]
 
 
 def test_readiness_probe_checks_ready():
@@ -149,7 +163,7 @@ def test_probes_target_the_served_port():
 
 
 def test_readiness_timeout_exceeds_the_health_check_deadline():
-    deadline = float(resource("ConfigMap")["data"]["HEALTH_CHECK_TIMEOUT_SECONDS"])
+    deadline = float(service_configmap()["data"]["HEALTH_CHECK_TIMEOUT_SECONDS"])
     assert web_container()["readinessProbe"]["timeoutSeconds"] > deadline
 
 
@@ -201,12 +215,12 @@ def test_environment_comes_from_the_configmap_and_the_secret(kind):
     sources = only_container(kind)["envFrom"]
     configmaps = [source["configMapRef"]["name"] for source in sources if "configMapRef" in source]
     secrets = [source["secretRef"]["name"] for source in sources if "secretRef" in source]
-    assert configmaps == [resource("ConfigMap")["metadata"]["name"]]
+    assert configmaps == [service_configmap()["metadata"]["name"]]
     assert secrets == [resource("Secret")["metadata"]["name"]]
 
 
 def test_configuration_keys_are_variables_that_settings_reads():
-    keys = set(resource("ConfigMap")["data"]) | set(resource("Secret")["stringData"])
+    keys = set(service_configmap()["data"]) | set(resource("Secret")["stringData"])
     for container in (web_container(), only_container("Job"), only_container("AuditJob")):
         keys |= {variable["name"] for variable in container.get("env", [])}
     unknown = keys - settings_variables()
@@ -214,7 +228,7 @@ def test_configuration_keys_are_variables_that_settings_reads():
 
 
 def test_configmap_selects_production_mode():
-    assert resource("ConfigMap")["data"]["DJANGO_ENV"] == "production"
+    assert service_configmap()["data"]["DJANGO_ENV"] == "production"
 
 
 def test_secret_example_holds_only_marked_placeholders():
@@ -264,7 +278,7 @@ def test_service_targets_the_web_container_port():
 def test_pod_disruption_budget_keeps_a_web_pod_running():
     spec = resource("PodDisruptionBudget")["spec"]
     if "maxUnavailable" in spec:
-        assert spec["maxUnavailable"] < deployment()["spec"]["replicas"]
+        assert spec["maxUnavailable"] < resource("HorizontalPodAutoscaler")["spec"]["minReplicas"]
     else:
         assert spec["minAvailable"] >= 1
 
@@ -275,8 +289,27 @@ def test_autoscaler_scales_the_deployment_from_its_replica_count():
     assert autoscaler["apiVersion"] == "autoscaling/v2"
     assert spec["scaleTargetRef"]["kind"] == "Deployment"
     assert spec["scaleTargetRef"]["name"] == deployment()["metadata"]["name"]
-    assert spec["minReplicas"] == deployment()["spec"]["replicas"]
+    assert spec["minReplicas"] >= 2
     assert spec["maxReplicas"] > spec["minReplicas"]
+
+
+def test_autoscaler_scales_on_requests_in_flight_per_pod_as_well_as_cpu():
+    metrics = resource("HorizontalPodAutoscaler")["spec"]["metrics"]
+    kinds = {metric["type"]: metric for metric in metrics}
+    assert kinds["Resource"]["resource"]["name"] == "cpu"
+    assert kinds["Pods"]["pods"]["metric"]["name"] == "orders_requests_in_flight"
+    assert kinds["Pods"]["pods"]["target"]["type"] == "AverageValue"
+
+
+def test_prometheus_adapter_rule_serves_the_autoscaler_metric_per_pod():
+    wanted = resource("HorizontalPodAutoscaler")["spec"]["metrics"]
+    names = {metric["pods"]["metric"]["name"] for metric in wanted if metric["type"] == "Pods"}
+    served = {rule["name"]["as"]: rule for rule in adapter_rules()}
+    assert names <= set(served)
+    for name in names:
+        overrides = served[name]["resources"]["overrides"]
+        assert overrides["pod"] == {"resource": "pod"}
+        assert overrides["namespace"] == {"resource": "namespace"}
 
 
 def test_web_container_does_not_run_migrations():
