@@ -9,7 +9,12 @@ from apps.audit.report import CRITICAL, INFO, WARNING, Finding
 from apps.observability.ops.queries import analytic_transaction
 from apps.observability.telemetry.models import RequestMinute, RequestQuarterHour
 from apps.observability.telemetry.rows import QUARTER_HOUR_SECONDS
-from apps.observability.telemetry.statistics import aggregates, sum_groups, summarize
+from apps.observability.telemetry.statistics import (
+    aggregates,
+    route_summary,
+    sum_groups,
+    summarize,
+)
 
 # Longer windows of whole quarter hours read the 15-minute rollup: 15 times fewer rows (14 days
 # of minutes take seconds to sum); its window ends with the quarter hour holding now.
@@ -32,20 +37,7 @@ def request_statistics(scope):
             .values("route", "method")
             .annotate(**aggregates())
         )
-    routes = []
-    for group in groups:
-        summary = summarize(group)
-        routes.append(
-            {
-                "route": group["route"],
-                "method": group["method"],
-                "requests": summary["requests"],
-                "errors": summary["errors"],
-                "error_rate": summary["error_rate"],
-                "slow": summary["slow"],
-                "p95_ms": summary["latency_ms"]["p95"],
-            }
-        )
+    routes = [route_summary(group) for group in groups]
     return {**summarize(sum_groups(groups)), "routes": routes, "table": model._meta.db_table}
 
 

@@ -84,6 +84,21 @@ def sum_groups(groups):
     return totals
 
 
+def route_summary(group):
+    """One route's line of /stats, from its group of summed rows (route, method, aggregates)."""
+    summary = summarize(group)
+    return {
+        "route": group["route"],
+        "method": group["method"],
+        "requests": summary["requests"],
+        "errors": summary["errors"],
+        "error_rate": summary["error_rate"],
+        "slow": summary["slow"],
+        "p95_ms": summary["latency_ms"]["p95"],
+        "avg_ms": summary["latency_ms"]["avg"],
+    }
+
+
 def request_statistics(minutes, now=None):
     """The /stats figures over the last `minutes` minutes (the current one included)."""
     now = timezone.now() if now is None else now
@@ -94,21 +109,7 @@ def request_statistics(minutes, now=None):
         window.order_by().values("route", "method").annotate(**aggregates()).order_by("route")
     )
     by_minute = window.order_by().values("minute").annotate(**aggregates()).order_by("minute")
-    routes = []
-    for group in groups:
-        summary = summarize(group)
-        routes.append(
-            {
-                "route": group["route"],
-                "method": group["method"],
-                "requests": summary["requests"],
-                "errors": summary["errors"],
-                "error_rate": summary["error_rate"],
-                "slow": summary["slow"],
-                "p95_ms": summary["latency_ms"]["p95"],
-                "avg_ms": summary["latency_ms"]["avg"],
-            }
-        )
+    routes = [route_summary(group) for group in groups]
     routes.sort(key=lambda route: (-route["requests"], route["route"], route["method"]))
     per_minute = []
     for group in by_minute:
