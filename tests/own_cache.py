@@ -15,7 +15,7 @@ from django_redis.client.default import glob_escape
 from django_redis.util import CacheKey
 
 
-def test_run_key_prefix(worker):
+def key_prefix_of_this_run(worker):
     """`orders-test-<run>-<worker>`: unique to this process, recognisable by whoever finds it."""
     return f"orders-test-{uuid.uuid4().hex[:12]}-{worker}"
 
@@ -27,7 +27,7 @@ def use_own_key_prefix(worker):
 
     from project.settings import cache_settings
 
-    prefix = test_run_key_prefix(worker)
+    prefix = key_prefix_of_this_run(worker)
     os.environ["REDIS_KEY_PREFIX"] = prefix
     settings.REDIS_KEY_PREFIX = prefix
     settings.CACHES = cache_settings(settings.REDIS_URL, prefix)

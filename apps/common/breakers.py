@@ -46,10 +46,6 @@ class ConnectionBreaker:
     def is_open(self):
         return self.opened_at is not None
 
-    def open_seconds(self):
-        opened_at = self.opened_at
-        return 0.0 if opened_at is None else time.monotonic() - opened_at
-
     def record_failure(self, error):
         with self._lock:
             self.failures += 1
@@ -93,7 +89,7 @@ def all_breakers():
 
 
 def reset_breakers():
-    """Forget every breaker's state (tests, and a forked process's fresh start)."""
+    """Forget every breaker's state (between tests: the breakers are per process)."""
     with _breakers_lock:
         _breakers.clear()
 

@@ -7,7 +7,10 @@ import json
 import psycopg
 import pytest
 
-from tests.observability.conftest import POSTGRES_BIN, ThrowawayPostgres, environment_for_test_mode
+from tests.observability.conftest import (
+    environment_for_test_mode,
+    postgres_with_pg_stat_statements,
+)
 from tests.processes import run_manage
 
 pytestmark = pytest.mark.system
@@ -17,23 +20,11 @@ SLOW_STATEMENT = "SELECT pg_sleep(0.25) AS scaling_audit_marker"
 
 @pytest.fixture(scope="module")
 def postgres_with_statements():
-    if not (POSTGRES_BIN / "initdb").exists():
-        pytest.skip(f"PostgreSQL server binaries not found in {POSTGRES_BIN} (set POSTGRES_BIN)")
-    server = ThrowawayPostgres()
-    try:
-        server.initialise()
-        with open(server.data / "postgresql.conf", "a") as configuration:
-            configuration.write("\nshared_preload_libraries = 'pg_stat_statements'\n")
-        server.start()
-        server.create_database("orders")
-        with psycopg.connect(server.url("orders"), autocommit=True) as connection:
-            connection.execute("CREATE EXTENSION pg_stat_statements")
+    with postgres_with_pg_stat_statements("orders") as server:
         environment = environment_for_test_mode(DATABASE_URL=server.url("orders"))
         migrated = run_manage("migrate", "--noinput", environment=environment)
         assert migrated.returncode == 0, migrated.stderr
         yield server
-    finally:
-        server.remove()
 
 
 def audit_findings(server):

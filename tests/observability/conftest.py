@@ -13,7 +13,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import psycopg
@@ -176,6 +176,27 @@ class ThrowawayPostgres:
                     timeout=30,
                 )
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+@contextmanager
+def postgres_with_pg_stat_statements(*databases):
+    """A started throwaway cluster preloading pg_stat_statements (the shared server does not),
+    with `databases` created and the extension created in the first of them; removed after."""
+    if not (POSTGRES_BIN / "initdb").exists():
+        pytest.skip(f"PostgreSQL server binaries not found in {POSTGRES_BIN} (set POSTGRES_BIN)")
+    server = ThrowawayPostgres()
+    try:
+        server.initialise()
+        with open(server.data / "postgresql.conf", "a") as configuration:
+            configuration.write("\nshared_preload_libraries = 'pg_stat_statements'\n")
+        server.start()
+        for database in databases:
+            server.create_database(database)
+        with psycopg.connect(server.url(databases[0]), autocommit=True) as connection:
+            connection.execute("CREATE EXTENSION pg_stat_statements")
+        yield server
+    finally:
+        server.remove()
 
 
 @pytest.fixture(scope="module")

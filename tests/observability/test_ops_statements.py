@@ -11,9 +11,8 @@ import pytest
 
 from apps.observability.ops import database_report
 from tests.observability.conftest import (
-    POSTGRES_BIN,
-    ThrowawayPostgres,
     environment_for_test_mode,
+    postgres_with_pg_stat_statements,
     prepare_staff_database,
     sign_in_as_staff,
 )
@@ -27,22 +26,9 @@ MARKED_STATEMENT = "SELECT pg_sleep(0.02) AS ops_statements_marker"
 def postgres_with_statements():
     """A throwaway cluster preloading pg_stat_statements, with a migrated `orders` database
     (extension created, a staff user) and an `orders_plain` one without the extension."""
-    if not (POSTGRES_BIN / "initdb").exists():
-        pytest.skip(f"PostgreSQL server binaries not found in {POSTGRES_BIN} (set POSTGRES_BIN)")
-    server = ThrowawayPostgres()
-    try:
-        server.initialise()
-        with open(server.data / "postgresql.conf", "a") as configuration:
-            configuration.write("\nshared_preload_libraries = 'pg_stat_statements'\n")
-        server.start()
-        for database in ("orders", "orders_plain"):
-            server.create_database(database)
-        with psycopg.connect(server.url("orders"), autocommit=True) as connection:
-            connection.execute("CREATE EXTENSION pg_stat_statements")
+    with postgres_with_pg_stat_statements("orders", "orders_plain") as server:
         prepare_staff_database(server.url("orders"))
         yield server
-    finally:
-        server.remove()
 
 
 def test_the_staff_page_lists_the_statements_that_took_most_time(
