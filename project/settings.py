@@ -206,7 +206,7 @@ if DB_POOL_MIN_SIZE > DB_POOL_MAX_SIZE:
     )
 
 
-def database_settings(variable, url_config, alias="default"):
+def database_settings(url_config, alias="default"):
     """Complete a parsed DATABASE_URL with the pool, timeouts and SQLite concurrency settings."""
     is_replica = alias != "default"
     config = dict(url_config)
@@ -272,13 +272,10 @@ def database_settings(variable, url_config, alias="default"):
 
 
 DATABASES = {
-    "default": database_settings(
-        "DATABASE_URL", env.database_url("DATABASE_URL", default="sqlite:///db.sqlite3")
-    ),
+    "default": database_settings(env.database_url("DATABASE_URL", default="sqlite:///db.sqlite3")),
 }
 for number, replica_url in enumerate(env.list("DATABASE_REPLICA_URLS", default=[]), start=1):
     replica = database_settings(
-        "DATABASE_REPLICA_URLS",
         parse_database_url("DATABASE_REPLICA_URLS", replica_url),
         alias=f"replica_{number}",
     )

@@ -23,7 +23,7 @@ def sqlite_file_connection(tmp_path, django_db_blocker):
     """A connection to a fresh SQLite file, configured exactly as the default database is."""
     path = tmp_path / "orders.sqlite3"
     config = project_settings.database_settings(
-        "DATABASE_URL", parse_database_url("DATABASE_URL", f"sqlite:///{path}")
+        parse_database_url("DATABASE_URL", f"sqlite:///{path}")
     )
     sqlite_connection = ConnectionHandler({"default": config})["default"]
     with django_db_blocker.unblock():
