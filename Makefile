@@ -63,8 +63,9 @@ dev: admin seed
 stack: $(VENV)/.dev-installed
 	$(BIN)/python -m tests.stack $(STACK_ARGS)
 
+# PYTEST_ARGS: more pytest options, e.g. PYTEST_ARGS='-m "not system"'.
 test: $(VENV)/.dev-installed
-	$(BIN)/pytest -n $(TEST_WORKERS)
+	$(BIN)/pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check .

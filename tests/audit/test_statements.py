@@ -1,6 +1,6 @@
 """The slowest statements and the order-number row's figures, on a PostgreSQL that preloads
 pg_stat_statements: a throwaway cluster (the shared server does not load it), audited by the
-command in a process of its own. Runs the same in both passes of the suite."""
+command in a process of its own. The run's database plays no part: `backend_independent`."""
 
 import json
 
@@ -13,7 +13,7 @@ from tests.observability.conftest import (
 )
 from tests.processes import run_manage
 
-pytestmark = pytest.mark.system
+pytestmark = [pytest.mark.system, pytest.mark.backend_independent]
 
 SLOW_STATEMENT = "SELECT pg_sleep(0.25) AS scaling_audit_marker"
 

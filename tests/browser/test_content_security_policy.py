@@ -10,7 +10,12 @@ from apps.orders.services import create_order
 from tests.browser.conftest import STAFF_PASSWORD, STAFF_USERNAME, sign_in
 from tests.orders.factories import make_api_key, make_customer, make_organization, make_product
 
-pytestmark = [pytest.mark.browser, pytest.mark.system, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.system,
+    pytest.mark.backend_independent,
+    pytest.mark.django_db(transaction=True),
+]
 
 
 @pytest.fixture

@@ -17,6 +17,8 @@ from tests.stack import ALERTMANAGER_CONFIG, HAPROXY_CONFIG, PROGRAMS, PROMETHEU
 from . import PROJECT_ROOT
 from .test_container_files import compose, compose_service, interpolation_default
 
+pytestmark = pytest.mark.backend_independent
+
 GRAFANA_PROVIDER = PROJECT_ROOT / "deploy" / "grafana" / "provisioning" / "dashboards.yaml"
 POSTGRES_INIT_SCRIPT = PROJECT_ROOT / "deploy" / "postgres" / "initdb.sh"
 REPLICA_ENTRYPOINT = PROJECT_ROOT / "deploy" / "postgres" / "replica-entrypoint.sh"

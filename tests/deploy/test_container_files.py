@@ -12,6 +12,8 @@ import yaml
 
 from . import PROJECT_ROOT, gunicorn_graceful_timeout, settings_variables, tool_path
 
+pytestmark = pytest.mark.backend_independent
+
 DOCKERFILE = PROJECT_ROOT / "Dockerfile"
 DOCKERIGNORE = PROJECT_ROOT / ".dockerignore"
 COMPOSE_FILE = PROJECT_ROOT / "docker-compose.yml"

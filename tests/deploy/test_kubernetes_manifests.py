@@ -8,6 +8,8 @@ import yaml
 
 from . import PROJECT_ROOT, gunicorn_graceful_timeout, settings_variables, tool_path
 
+pytestmark = pytest.mark.backend_independent
+
 MANIFEST_DIRECTORY = PROJECT_ROOT / "deploy" / "k8s"
 # The schemas kubernetes-validate bundles for this version are used; nothing is downloaded.
 KUBERNETES_VERSION = "1.37.0"

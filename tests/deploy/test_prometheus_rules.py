@@ -21,6 +21,8 @@ from django.test import Client, override_settings
 
 from . import PROJECT_ROOT
 
+pytestmark = pytest.mark.backend_independent
+
 RULES_DIRECTORY = PROJECT_ROOT / "deploy" / "prometheus"
 RULES_FILE = RULES_DIRECTORY / "rules.yml"
 RULES_TEST_FILE = RULES_DIRECTORY / "rules_test.yml"

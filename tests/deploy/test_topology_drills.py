@@ -9,9 +9,9 @@ failures, worst latency, seconds to detect and to recover); docs/deployment.md r
 Prometheus runs the project's rules on a clock 60 times faster (tests/stack.py:
 compress_rule_time) with one-second scrapes, so that alerts of minutes fire in seconds.
 
-The stack brings its own PostgreSQL and Redis, so it would test the same thing in both CI passes:
-it runs in the pass on the embedded defaults (SQLite) only, the lighter one. Without its Debian
-programs the drills skip with the apt-get command, unless REQUIRE_STACK=1 (set by .ci/run).
+The stack brings its own PostgreSQL and Redis, so the module is `backend_independent`: CI runs it
+in the SQLite pass only. Without its Debian programs the drills skip with the apt-get command,
+unless REQUIRE_STACK=1 (set by .ci/run).
 """
 
 import collections
@@ -26,18 +26,11 @@ from dataclasses import dataclass, field
 import pytest
 import requests
 import yaml
-from django.db import connection
 
 from tests.processes import PROJECT_DIR
 from tests.stack import Stack, missing_programs, wait_until
 
-pytestmark = [
-    pytest.mark.system,
-    pytest.mark.skipif(
-        connection.vendor != "sqlite",
-        reason="the stack brings its own PostgreSQL: run in the embedded-defaults pass only",
-    ),
-]
+pytestmark = [pytest.mark.system, pytest.mark.backend_independent]
 
 RULE_TIME_FACTOR = 60
 CONCURRENCY = 6

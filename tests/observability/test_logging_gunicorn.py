@@ -9,7 +9,7 @@ from tests.observability import canaries
 from tests.observability.logging_capture import ACCESS_LOGGER, json_lines
 from tests.processes import production_environment
 
-pytestmark = pytest.mark.system
+pytestmark = [pytest.mark.system, pytest.mark.backend_independent]
 
 LOG_WAIT_SECONDS = 10
 

@@ -3,7 +3,7 @@
 The shared server does not preload the extension and its configuration is never touched, so
 these tests start a throwaway cluster (tests/observability/conftest.py) with
 shared_preload_libraries = 'pg_stat_statements', and serve the project from it with gunicorn.
-They run the same in the SQLite and the PostgreSQL pass of the suite.
+Whatever the run's database, they test the same thing: `backend_independent` (CI runs them once).
 """
 
 import psycopg
@@ -17,7 +17,7 @@ from tests.observability.conftest import (
     sign_in_as_staff,
 )
 
-pytestmark = pytest.mark.system
+pytestmark = [pytest.mark.system, pytest.mark.backend_independent]
 
 MARKED_STATEMENT = "SELECT pg_sleep(0.02) AS ops_statements_marker"
 

@@ -1,7 +1,7 @@
 """Probes of a real gunicorn server while its dependencies fail.
 
 Each test starts its own servers (PostgreSQL, Redis, a database that hangs) on free ports, so
-these tests run the same in the SQLite and the PostgreSQL pass of the suite. The only time
+these tests are `backend_independent` (CI runs them in one pass). The only time
 bounds asserted are the probes' functional deadlines: 503 within 2 s, recovery within 5 s.
 """
 
@@ -21,7 +21,7 @@ from tests.observability.conftest import (
 )
 from tests.processes import production_environment
 
-pytestmark = pytest.mark.system
+pytestmark = [pytest.mark.system, pytest.mark.backend_independent]
 
 KUBELET_HOST = "10.1.2.3:8000"
 PUBLIC_HOST = "orders.example.com"

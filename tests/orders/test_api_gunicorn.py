@@ -11,7 +11,7 @@ import requests
 
 from tests.processes import project_environment, run_manage, running_gunicorn
 
-pytestmark = pytest.mark.system
+pytestmark = [pytest.mark.system, pytest.mark.backend_independent]
 
 
 def chunks(body, size=7):
