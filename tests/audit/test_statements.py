@@ -7,6 +7,7 @@ import json
 import psycopg
 import pytest
 
+from tests.migrated_databases import migrate
 from tests.observability.conftest import (
     environment_for_test_mode,
     postgres_with_pg_stat_statements,
@@ -22,7 +23,7 @@ SLOW_STATEMENT = "SELECT pg_sleep(0.25) AS scaling_audit_marker"
 def postgres_with_statements():
     with postgres_with_pg_stat_statements("orders") as server:
         environment = environment_for_test_mode(DATABASE_URL=server.url("orders"))
-        migrated = run_manage("migrate", "--noinput", environment=environment)
+        migrated = migrate(environment)
         assert migrated.returncode == 0, migrated.stderr
         yield server
 

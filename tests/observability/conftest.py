@@ -26,6 +26,7 @@ from django.test import override_settings
 from apps.observability.health import checks as health
 from apps.observability.health import draining
 from apps.observability.telemetry import aggregation as telemetry
+from tests.migrated_databases import migrate
 from tests.processes import (
     free_port,
     project_environment,
@@ -210,7 +211,7 @@ def postgres_server():
         server.start()
         server.create_database("orders")
         environment = environment_for_test_mode(DATABASE_URL=server.url("orders"))
-        migrated = run_manage("migrate", "--noinput", environment=environment)
+        migrated = migrate(environment)
         assert migrated.returncode == 0, migrated.stdout + migrated.stderr
         yield server
     finally:
@@ -338,11 +339,18 @@ def prepare_staff_database(database_url):
     environment = environment_for_test_mode(
         DATABASE_URL=database_url, DJANGO_SUPERUSER_PASSWORD=STAFF_PASSWORD
     )
-    for command in (
-        ("migrate", "--noinput"),
-        ("createsuperuser", "--noinput", "--username", STAFF_USERNAME, "--email", "o@x.io"),
+    for completed in (
+        migrate(environment),
+        run_manage(
+            "createsuperuser",
+            "--noinput",
+            "--username",
+            STAFF_USERNAME,
+            "--email",
+            "o@x.io",
+            environment=environment,
+        ),
     ):
-        completed = run_manage(*command, environment=environment)
         assert completed.returncode == 0, completed.stdout + completed.stderr
 
 

@@ -19,6 +19,7 @@ from django.db import connection
 from prometheus_client.parser import text_string_to_metric_families
 
 from apps.observability.telemetry import rows as telemetry_rows
+from tests.migrated_databases import migrate
 from tests.observability.conftest import wait_until
 from tests.processes import (
     free_port,
@@ -26,7 +27,6 @@ from tests.processes import (
     postgres_parameters,
     postgres_url,
     project_environment,
-    run_manage,
     run_python_concurrently,
     running_gunicorn,
     script_environment,
@@ -144,7 +144,7 @@ def test_stats_metrics_rows_and_access_lines_equal_what_was_sent_across_recycled
         LOG_LEVEL="INFO",
         PROMETHEUS_MULTIPROC_DIR=None,
     )
-    migrated = run_manage("migrate", "--noinput", environment=environment)
+    migrated = migrate(environment)
     assert migrated.returncode == 0, migrated.stderr
 
     with gunicorn(
@@ -293,7 +293,7 @@ def test_each_worker_exports_its_resources_by_pid_and_a_dead_workers_series_go(
         TELEMETRY_FLUSH_SECONDS=0.5,
         PROMETHEUS_MULTIPROC_DIR=None,
     )
-    migrated = run_manage("migrate", "--noinput", environment=environment)
+    migrated = migrate(environment)
     assert migrated.returncode == 0, migrated.stderr
 
     with gunicorn(environment, tmp_path / "gunicorn.log") as server:

@@ -9,6 +9,7 @@ import json
 import pytest
 import requests
 
+from tests.migrated_databases import migrate
 from tests.processes import project_environment, run_manage, running_gunicorn
 
 pytestmark = [pytest.mark.system, pytest.mark.backend_independent]
@@ -27,11 +28,10 @@ def api_server(tmp_path_factory):
     environment = project_environment(
         DJANGO_ENV="test", DATABASE_URL=f"sqlite:///{workdir / 'db.sqlite3'}"
     )
-    for command in (
-        ("migrate", "--noinput"),
-        ("create_organization", "chunked", "--name", "Chunked"),
+    for completed in (
+        migrate(environment),
+        run_manage("create_organization", "chunked", "--name", "Chunked", environment=environment),
     ):
-        completed = run_manage(*command, environment=environment)
         assert completed.returncode == 0, completed.stdout + completed.stderr
     completed = run_manage("create_api_key", "chunked", "--name", "tests", environment=environment)
     assert completed.returncode == 0, completed.stderr

@@ -13,6 +13,7 @@ import subprocess
 import pytest
 import requests
 
+from tests.migrated_databases import migrate
 from tests.processes import (
     GUNICORN,
     PROJECT_DIR,
@@ -129,8 +130,10 @@ def production_gunicorn(tmp_path_factory):
         "-i",
         "vendor",
     )
-    for command in (("migrate", "--noinput"), collect_admin_assets):
-        result = run_manage(*command, environment=environment)
+    for result in (
+        migrate(environment),
+        run_manage(*collect_admin_assets, environment=environment),
+    ):
         assert result.returncode == 0, result.stderr
     with running_gunicorn(environment, log_path=workdir / "gunicorn.log") as server:
         yield server

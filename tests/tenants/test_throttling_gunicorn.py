@@ -15,6 +15,7 @@ import requests
 from django.conf import settings
 from django.db import connection
 
+from tests.migrated_databases import migrate
 from tests.observability.conftest import REDIS_SERVER, ThrowawayRedis
 from tests.processes import (
     fresh_postgres_database,
@@ -56,11 +57,12 @@ def server_redis_url(tmp_path):
 
 
 def api_key_for_new_organization(environment):
-    for command in (
-        ("migrate", "--noinput"),
-        ("create_organization", "throttled", "--name", "Throttled"),
+    for completed in (
+        migrate(environment),
+        run_manage(
+            "create_organization", "throttled", "--name", "Throttled", environment=environment
+        ),
     ):
-        completed = run_manage(*command, environment=environment)
         assert completed.returncode == 0, completed.stdout + completed.stderr
     completed = run_manage(
         "create_api_key", "throttled", "--name", "burst", environment=environment
