@@ -26,7 +26,7 @@ def api_server(tmp_path_factory):
     """(base URL, API key headers) of gunicorn serving a fresh SQLite database."""
     workdir = tmp_path_factory.mktemp("api-gunicorn")
     environment = project_environment(
-        DJANGO_ENV="test", DATABASE_URL=f"sqlite:///{workdir / 'db.sqlite3'}"
+        DJANGO_ENV="test", DATABASE_URL=f"sqlite:///{workdir / 'db.sqlite3'}", WEB_CONCURRENCY=1
     )
     for completed in (
         migrate(environment),
