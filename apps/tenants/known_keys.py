@@ -137,6 +137,8 @@ def bump(prefixes):
 
 
 def bump_on_commit(prefixes):
+    if not shared():
+        return
     prefixes = list(prefixes)
     if prefixes:
         transaction.on_commit(lambda: bump(prefixes))
@@ -149,4 +151,6 @@ def key_changed(sender, instance, **kwargs):
 
 def organization_changed(sender, instance, **kwargs):
     """post_save of an organization (deleting one deletes its keys, each signalled)."""
+    if kwargs.get("created") or not shared():
+        return
     bump_on_commit(instance.api_keys.values_list("prefix", flat=True))
