@@ -18,8 +18,8 @@ from rest_framework.routers import APIRootView
 from rest_framework.views import APIView
 
 from apps.api.errors import error_responses
-from apps.api.filters import DjangoFilterBackend
 from apps.api.exceptions import Conflict
+from apps.api.filters import DjangoFilterBackend
 from apps.orders import idempotency, reports, services
 from apps.orders.api.exceptions import IdempotencyKeyReused
 from apps.orders.api.filters import CustomerFilter, OrderFilter, ProductFilter, SafeSearchFilter
