@@ -94,11 +94,14 @@ def current_token(prefix):
 
 
 def keep(key, api_key, token):
-    """Keeps a key just read from the database with the token read before it. Without a token
-    one is made for next time: only keys found valid get one (Redis holds no key per guess)."""
+    """Keeps a key just read from the database with the token read before it. Without one, a
+    token is made now (only for keys found valid: Redis holds no key per guess), and the key kept
+    only if no change made one since the read (`add` succeeds only where no `bump` came first)."""
     if token is None:
-        cache.add(token_key(api_key.prefix), secrets.randbits(62), timeout=None)
-        return
+        token = secrets.randbits(62)
+        if not cache.add(token_key(api_key.prefix), token, timeout=None):
+            return
+        token = str(token)
     if len(_entries) >= MAX_KNOWN_KEYS:
         for stale in list(_entries)[: MAX_KNOWN_KEYS // 2]:
             _entries.pop(stale, None)
