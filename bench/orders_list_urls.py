@@ -1,5 +1,7 @@
 """URLs of bench/orders_list.py: the project's URLs plus a plain Django view of the same query."""
 
+import functools
+
 from django.http import JsonResponse
 from django.urls import path
 
@@ -10,9 +12,19 @@ from project.urls import urlpatterns as project_urlpatterns
 ROWS = 50
 
 
+@functools.cache
+def _organization():
+    return Organization.objects.get(slug="demo-1")
+
+
 def plain_orders(request):
-    """The orders list query of the API (with_summary, newest first), as a bare JsonResponse."""
-    organization = Organization.objects.get(slug="demo-1")
+    """The orders list query of the API (with_summary, newest first), as a bare JsonResponse.
+
+    One row more is read than shown, as the API's cursor pages do to know whether a next page
+    exists: both views send PostgreSQL the same SQL, one query a request (the API finds a key it
+    has checked before without a query; this view finds its organization once per process).
+    """
+    organization = _organization()
     orders = Order.objects.for_org(organization).with_summary().order_by("-created_at", "-id")
     rows = [
         {
@@ -29,7 +41,7 @@ def plain_orders(request):
             "line_count": order.line_count,
             "created_at": order.created_at.isoformat(),
         }
-        for order in orders[:ROWS]
+        for order in list(orders[: ROWS + 1])[:ROWS]
     ]
     return JsonResponse({"results": rows})
 

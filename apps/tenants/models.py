@@ -51,10 +51,17 @@ class OrganizationAPIKey(AbstractAPIKey):
             models.Index(fields=["organization", "created"], name="tenants_key_org_created"),
         ]
 
+    @property
+    def last_use_guard(self):
+        return f"api-key-used:{self.pk}"
+
     def record_use(self):
         """Store the time of use, at most once per interval per key (a cache add guards it)."""
-        guard = f"api-key-used:{self.pk}"
-        if cache.add(guard, 1, timeout=LAST_USED_WRITE_INTERVAL_SECONDS):
-            now = timezone.now()
-            type(self).objects.filter(pk=self.pk).update(last_used_at=now)
-            self.last_used_at = now
+        if cache.add(self.last_use_guard, 1, timeout=LAST_USED_WRITE_INTERVAL_SECONDS):
+            self.write_last_use()
+
+    def write_last_use(self):
+        """Store the time of use; the caller took the guard of record_use."""
+        now = timezone.now()
+        type(self).objects.filter(pk=self.pk).update(last_used_at=now)
+        self.last_used_at = now

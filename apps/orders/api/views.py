@@ -3,7 +3,6 @@ import datetime as dt
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.cache import patch_cache_control
-from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -20,6 +19,7 @@ from rest_framework.views import APIView
 
 from apps.api.errors import error_responses
 from apps.api.exceptions import Conflict
+from apps.api.filters import DjangoFilterBackend
 from apps.orders import idempotency, reports, services
 from apps.orders.api.exceptions import IdempotencyKeyReused
 from apps.orders.api.filters import CustomerFilter, OrderFilter, ProductFilter, SafeSearchFilter
