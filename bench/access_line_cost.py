@@ -217,6 +217,8 @@ def profile(handler, path, calls):
     print(f"{calls} requests; times below are totals over all of them")
     stats.sort_stats("cumulative").print_stats(45)
     stats.sort_stats("tottime").print_stats(35)
+    if os.environ.get("PROFILE_CALLEES"):
+        stats.print_callees(*os.environ["PROFILE_CALLEES"].split(","))
 
 
 def instructions_of(variant, view, calls, unclosed):
