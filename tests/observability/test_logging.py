@@ -545,7 +545,8 @@ def test_a_line_written_without_a_record_is_the_line_the_record_gives(log_format
 
     assert text == _emitted_lines("apps.logging_test.direct", through_record)
     assert len(passed) == 1  # a filtered handler still gets its record
-    assert text.endswith("\n") and text.count("\n") == 1
+    assert text.endswith("\n")
+    assert text.count("\n") == 1
     assert "p4ss-in-field" not in text
 
 

@@ -108,6 +108,6 @@ def test_a_failed_write_counts_lost_prometheus_work(monkeypatch):
     updates = buffered_updates()
     updates.add((Broken(), 1))
 
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match="disk full"):
         updates.flush_job(final=True)
     assert failures._value.get() == before + 1

@@ -133,7 +133,9 @@ def observe_response(series, latency):
     if latency is None:
         request_updates.add((by_status, 1), (by_status_view_method, 1))
     else:
-        request_updates.add((by_status, 1), (by_status_view_method, 1), (latency_by_view_method, latency))
+        request_updates.add(
+            (by_status, 1), (by_status_view_method, 1), (latency_by_view_method, latency)
+        )
 
 
 def time_since(request, attribute):
