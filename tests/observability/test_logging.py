@@ -409,6 +409,18 @@ def test_emit_writes_the_line_a_structlog_logger_would():
     assert by_emit["db_password"] == "[REDACTED]"
 
 
+def emit_to_handler_only(logger_name, handler):
+    """One line emitted on `logger_name` with `handler` as its only handler."""
+    logger = logging.getLogger(logger_name)
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        emit(logger, logging.INFO, {**EVENT_WITH_A_SECRET, "event": "event"})
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = True
+
+
 class Records(logging.Handler):
     def __init__(self):
         super().__init__()
@@ -420,15 +432,8 @@ class Records(logging.Handler):
 
 @pytest.mark.parametrize("log_format", ["json", "console"])
 def test_an_emitted_line_is_rendered_as_processor_formatter_renders_it(log_format):
-    logger = logging.getLogger("apps.logging_test.emitted")
     records = Records()
-    logger.addHandler(records)
-    logger.propagate = False
-    try:
-        emit(logger, logging.INFO, {**EVENT_WITH_A_SECRET, "event": "event"})
-    finally:
-        logger.removeHandler(records)
-        logger.propagate = True
+    emit_to_handler_only("apps.logging_test.emitted", records)
     (record,) = records.records
     formatter = structured_formatter(log_format)
 
@@ -518,14 +523,9 @@ def _emitted_lines(logger_name, handler):
     )
     stamper = formatting.SHARED_PROCESSORS[index]
     formatting.SHARED_PROCESSORS[index] = fixed
-    logger = logging.getLogger(logger_name)
-    logger.addHandler(handler)
-    logger.propagate = False
     try:
-        emit(logger, logging.INFO, {**EVENT_WITH_A_SECRET, "event": "event"})
+        emit_to_handler_only(logger_name, handler)
     finally:
-        logger.removeHandler(handler)
-        logger.propagate = True
         formatting.SHARED_PROCESSORS[index] = stamper
     return handler.stream.getvalue()
 
