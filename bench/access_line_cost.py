@@ -96,7 +96,9 @@ def set_up_environment(directory):
         DJANGO_SECURE_SSL_REDIRECT="false",
         LOG_FORMAT="json",
         LOG_LEVEL="INFO",
-        TELEMETRY_FLUSH_SECONDS="0",
+        # A flusher as in production, whose cycle does not come round during a run: what it
+        # writes (the request statistics, the Prometheus request metrics) is written at exit.
+        TELEMETRY_FLUSH_SECONDS="3600",
         PROMETHEUS_MULTIPROC_DIR=str(directory / "prometheus"),
     )
     os.environ.setdefault("DATABASE_URL", f"sqlite:///{directory / 'bench.sqlite3'}")
@@ -217,6 +219,8 @@ def profile(handler, path, calls):
     print(f"{calls} requests; times below are totals over all of them")
     stats.sort_stats("cumulative").print_stats(45)
     stats.sort_stats("tottime").print_stats(35)
+    if os.environ.get("PROFILE_CALLEES"):
+        stats.print_callees(*os.environ["PROFILE_CALLEES"].split(","))
 
 
 def instructions_of(variant, view, calls, unclosed):

@@ -409,6 +409,18 @@ def test_emit_writes_the_line_a_structlog_logger_would():
     assert by_emit["db_password"] == "[REDACTED]"
 
 
+def emit_to_handler_only(logger_name, handler):
+    """One line emitted on `logger_name` with `handler` as its only handler."""
+    logger = logging.getLogger(logger_name)
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        emit(logger, logging.INFO, {**EVENT_WITH_A_SECRET, "event": "event"})
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = True
+
+
 class Records(logging.Handler):
     def __init__(self):
         super().__init__()
@@ -420,15 +432,8 @@ class Records(logging.Handler):
 
 @pytest.mark.parametrize("log_format", ["json", "console"])
 def test_an_emitted_line_is_rendered_as_processor_formatter_renders_it(log_format):
-    logger = logging.getLogger("apps.logging_test.emitted")
     records = Records()
-    logger.addHandler(records)
-    logger.propagate = False
-    try:
-        emit(logger, logging.INFO, {**EVENT_WITH_A_SECRET, "event": "event"})
-    finally:
-        logger.removeHandler(records)
-        logger.propagate = True
+    emit_to_handler_only("apps.logging_test.emitted", records)
     (record,) = records.records
     formatter = structured_formatter(log_format)
 
@@ -504,3 +509,69 @@ def test_log_level_applies_to_the_project_loggers():
 @pytest.mark.system
 def test_gunicorn_access_lines_are_dropped_for_the_access_line():
     assert effective_levels(LOG_LEVEL="INFO") == ["INFO", "INFO", "WARNING"]
+
+
+def _emitted_lines(logger_name, handler):
+    """What `handler` gets from one emitted line, at a fixed timestamp."""
+    fixed = structlog.processors.TimeStamper(fmt="2026-01-01T00:00:00Z", utc=True)
+    from apps.observability.logging import formatting
+
+    index = next(
+        position
+        for position, processor in enumerate(formatting.SHARED_PROCESSORS)
+        if isinstance(processor, structlog.processors.TimeStamper)
+    )
+    stamper = formatting.SHARED_PROCESSORS[index]
+    formatting.SHARED_PROCESSORS[index] = fixed
+    try:
+        emit_to_handler_only(logger_name, handler)
+    finally:
+        formatting.SHARED_PROCESSORS[index] = stamper
+    return handler.stream.getvalue()
+
+
+@pytest.mark.parametrize("log_format", ["json", "console"])
+def test_a_line_written_without_a_record_is_the_line_the_record_gives(log_format):
+    import io
+
+    direct = logging.StreamHandler(io.StringIO())
+    direct.setFormatter(structured_formatter(log_format))
+    through_record = logging.StreamHandler(io.StringIO())
+    through_record.setFormatter(structured_formatter(log_format))
+    passed = []
+    through_record.addFilter(lambda record: passed.append(record) or True)
+
+    text = _emitted_lines("apps.logging_test.direct", direct)
+
+    assert text == _emitted_lines("apps.logging_test.direct", through_record)
+    assert len(passed) == 1  # a filtered handler still gets its record
+    assert text.endswith("\n")
+    assert text.count("\n") == 1
+    assert "p4ss-in-field" not in text
+
+
+def test_a_filter_on_the_way_still_decides_about_emitted_lines():
+    logger = logging.getLogger("apps.logging_test.filtered")
+    logger.addFilter(lambda record: False)
+    try:
+        with captured_console() as console:
+            emit(logger, logging.INFO, {**EVENT_WITH_A_SECRET, "event": "event"})
+    finally:
+        logger.filters.clear()
+    assert console.getvalue() == ""
+
+
+def test_a_hook_in_the_logging_machinery_still_sees_emitted_lines(monkeypatch):
+    # Sentry's logging integration replaces Logger.callHandlers to see every record.
+    seen = []
+    call_handlers = logging.Logger.callHandlers
+
+    def hooked(self, record):
+        seen.append(record)
+        return call_handlers(self, record)
+
+    monkeypatch.setattr(logging.Logger, "callHandlers", hooked)
+    with captured_console() as console:
+        emit(logging.getLogger("apps.logging_test.hooked"), logging.INFO, {"event": "event"})
+    assert [record.msg["event"] for record in seen] == ["event"]
+    assert json_lines(console.getvalue())[0]["event"] == "event"

@@ -9,9 +9,10 @@ a request is being served, and every line is redacted (apps/common/redaction.py)
 exception is rendered, so secrets in messages, fields and tracebacks never reach a handler.
 
 The access line, written on every request, takes a shorter road to the same handlers (`emit`):
-the processors structlog's logger would run, one LogRecord handed to the stdlib logger (so every
-handler, filter and level applies), and each output format rendered once per line however many
-handlers use it.
+the processors structlog's logger would run, each output format rendered once per line however
+many handlers use it, and the line written straight to the plain stream handlers (the console)
+without a LogRecord. Any other handler, a filter on the way or a hook in the logging machinery
+(Sentry's) gets the LogRecord as before, so every handler, filter and level still applies.
 """
 
 import json
@@ -85,11 +86,33 @@ def emit(logger, level, event_dict):
     so the same lines reach the same handlers; without structlog's bound logger, the caller
     lookup (findCaller) and the record copy of ProcessorFormatter. The caller checks the level:
     `logger.isEnabledFor(level)` before building the event.
+
+    When every handler on the way is a plain stream handler with a StructuredFormatter and
+    nothing filters or hooks the records (`direct_handlers`), the rendered line is written to
+    them without building a LogRecord: the same text, as StreamHandler.emit writes it.
     """
     method_name = _METHOD_NAMES.get(level, "error" if level < logging.CRITICAL else "critical")
     for processor in SHARED_PROCESSORS:
         event_dict = processor(logger, method_name, event_dict)
-    record = logger.makeRecord(
+    handlers = None if "exc_info" in event_dict else direct_handlers(logger)
+    if handlers is None:
+        _handle_record(logger, level, method_name, event_dict)
+        return
+    renderings = {}
+    for handler in handlers:
+        if level < handler.level:
+            continue
+        formatter = handler.formatter
+        text = renderings.get(formatter.output_format)
+        if text is None:
+            text = renderings[formatter.output_format] = formatter.render(
+                logger, method_name, event_dict
+            )
+        _write_line(handler, text, logger, level, method_name, event_dict)
+
+
+def _make_record(logger, level, method_name, event_dict):
+    return logger.makeRecord(
         logger.name,
         level,
         __file__,
@@ -99,7 +122,54 @@ def emit(logger, level, event_dict):
         None,
         extra={"_logger": logger, "_name": method_name, RENDERED_ATTRIBUTE: {}},
     )
-    logger.handle(record)
+
+
+def _handle_record(logger, level, method_name, event_dict):
+    logger.handle(_make_record(logger, level, method_name, event_dict))
+
+
+def _write_line(handler, text, logger, level, method_name, event_dict):
+    # StreamHandler.handle and .emit without a record: its lock, its terminator, its flush.
+    handler.acquire()
+    try:
+        handler.stream.write(text + handler.terminator)
+        handler.flush()
+    except RecursionError:
+        raise
+    except Exception:
+        handler.handleError(_make_record(logger, level, method_name, event_dict))
+    finally:
+        handler.release()
+
+
+# logging.Logger.callHandlers as the stdlib defines it: Sentry's logging integration replaces
+# it to see every record, and then every line takes the record's road.
+_STDLIB_CALL_HANDLERS = logging.Logger.callHandlers
+
+
+def direct_handlers(logger):
+    """The handlers a record of `logger` would reach, when the line can be written to each of
+    them directly: plain StreamHandlers (not subclasses: a file handler opens, rotates or
+    reopens its file in emit) with a StructuredFormatter, and no filter on the loggers or the
+    handlers. None when any of that does not hold, or when no handler would take the record
+    (logging's last resort applies)."""
+    if logging.Logger.callHandlers is not _STDLIB_CALL_HANDLERS or logger.disabled:
+        return None
+    handlers = []
+    current = logger
+    while current is not None:
+        if current.filters:
+            return None
+        for handler in current.handlers:
+            if (
+                type(handler) is not logging.StreamHandler
+                or handler.filters
+                or not isinstance(handler.formatter, StructuredFormatter)
+            ):
+                return None
+            handlers.append(handler)
+        current = current.parent if current.propagate else None
+    return handlers or None
 
 
 class StructuredFormatter(structlog.stdlib.ProcessorFormatter):
@@ -112,6 +182,12 @@ class StructuredFormatter(structlog.stdlib.ProcessorFormatter):
     def __init__(self, *args, output_format, **kwargs):
         super().__init__(*args, **kwargs)
         self.output_format = output_format
+        # What a line from `emit` goes through: it carries no record to remove from it.
+        self.line_processors = [
+            processor
+            for processor in self.processors
+            if processor is not structlog.stdlib.ProcessorFormatter.remove_processors_meta
+        ]
 
     def format(self, record):
         renderings = record.__dict__.get(RENDERED_ATTRIBUTE)
@@ -126,6 +202,15 @@ class StructuredFormatter(structlog.stdlib.ProcessorFormatter):
                 event_dict = processor(logger, record._name, event_dict)
             text = renderings[self.output_format] = event_dict
         return text
+
+    def render(self, logger, method_name, event_dict):
+        """The text `format` returns for a line from `emit`, without a record."""
+        if self.logger is not None:
+            logger = self.logger
+        event_dict = dict(event_dict)
+        for processor in self.line_processors:
+            event_dict = processor(logger, method_name, event_dict)
+        return event_dict
 
 
 COMPACT_SEPARATORS = (",", ":")

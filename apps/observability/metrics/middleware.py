@@ -23,17 +23,18 @@ counters (never incremented: both middleware stamp every request they see).
 The label children of a (view, method, status) are looked up once per process and kept. The
 latency by view is observed once per request, also when the view raised (django-prometheus
 observes such a request twice: in process_exception and again for the 500 response). Requests
-are counted as they come in; responses and latencies are measured as they go out and written to
-the multiprocess files once the response has been sent (apps/observability/after_response.py).
+are counted as they come in; responses and latencies are measured as they go out. Under
+gunicorn these updates are kept in the process and written to the multiprocess files by the
+background flusher, each series once per cycle (metrics/pending.py).
 """
 
 from django_prometheus import middleware
 from django_prometheus.conf import NAMESPACE, PROMETHEUS_LATENCY_BUCKETS
 from django_prometheus.utils import Time, TimeSince
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter
 
 from apps.common.request_context import UNMATCHED_ROUTE, route_template
-from apps.observability.after_response import call_after_response
+from apps.observability.metrics.pending import BatchedHistogram, request_updates
 
 
 class RequestMetrics(middleware.Metrics):
@@ -56,14 +57,14 @@ class RequestMetrics(middleware.Metrics):
             namespace=NAMESPACE,
         )
         self.requests_latency_before = self.register_metric(
-            Histogram,
+            BatchedHistogram,
             "django_http_requests_latency_including_middlewares_seconds",
             "Histogram of requests processing time (including middleware processing time).",
             buckets=PROMETHEUS_LATENCY_BUCKETS,
             namespace=NAMESPACE,
         )
         self.requests_latency_by_view_method = self.register_metric(
-            Histogram,
+            BatchedHistogram,
             "django_http_requests_latency_seconds_by_view_method",
             "Histogram of request processing time labelled by view.",
             ["view", "method"],
@@ -117,18 +118,24 @@ class RequestMetrics(middleware.Metrics):
             self._response_series[key] = series
         return series
 
+    def observe_request_in(self):
+        request_updates.add((self.requests_total, 1))
+
     def observe_response_out(self, latency):
-        self.responses_total.inc()
-        if latency is not None:
-            self.requests_latency_before.observe(latency)
+        if latency is None:
+            request_updates.add((self.responses_total, 1))
+        else:
+            request_updates.add((self.responses_total, 1), (self.requests_latency_before, latency))
 
 
 def observe_response(series, latency):
     by_status, by_status_view_method, latency_by_view_method = series
-    by_status.inc()
-    by_status_view_method.inc()
-    if latency is not None:
-        latency_by_view_method.observe(latency)
+    if latency is None:
+        request_updates.add((by_status, 1), (by_status_view_method, 1))
+    else:
+        request_updates.add(
+            (by_status, 1), (by_status_view_method, 1), (latency_by_view_method, latency)
+        )
 
 
 def time_since(request, attribute):
@@ -141,9 +148,12 @@ class PrometheusBeforeMiddleware(middleware.PrometheusBeforeMiddleware):
 
     metrics_cls = RequestMetrics
 
+    def process_request(self, request):
+        self.metrics.observe_request_in()
+        request.prometheus_before_middleware_event = Time()
+
     def process_response(self, request, response):
-        latency = time_since(request, "prometheus_before_middleware_event")
-        call_after_response(response, "prometheus", self.metrics.observe_response_out, latency)
+        self.metrics.observe_response_out(time_since(request, "prometheus_before_middleware_event"))
         return response
 
 
@@ -165,8 +175,7 @@ class PrometheusAfterMiddleware(middleware.PrometheusAfterMiddleware):
         series = self.metrics.response_series(
             self._get_view_name(request), self._method(request), response.status_code
         )
-        latency = time_since(request, "prometheus_after_middleware_event")
-        call_after_response(response, "prometheus", observe_response, series, latency)
+        observe_response(series, time_since(request, "prometheus_after_middleware_event"))
         return response
 
     def process_exception(self, request, exception):

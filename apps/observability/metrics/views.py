@@ -15,6 +15,7 @@ from django.utils.functional import SimpleLazyObject
 from django.views.decorators.cache import never_cache
 
 from apps.observability.authorization import access_denied, has_valid_token
+from apps.observability.metrics.pending import request_updates
 from apps.observability.metrics.registry import exposition, update_gauges
 
 
@@ -34,4 +35,7 @@ def metrics_view(request):
     if denied is not None:
         return denied
     update_gauges()
+    # This process's requests are in the files before they are read; other processes' are at
+    # most one flusher cycle old (metrics/pending.py).
+    request_updates.write()
     return HttpResponse(exposition(), content_type=prometheus_client.CONTENT_TYPE_LATEST)

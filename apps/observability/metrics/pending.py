@@ -1,0 +1,112 @@
+"""Request metrics kept in the process and written to the multiprocess files in one go.
+
+Under gunicorn every update of a Prometheus value is a write to a memory-mapped file under a lock
+(prometheus_client's multiprocess mode), and a request updates eight of them. The request
+middleware (metrics/middleware.py) hands its updates to `request_updates` instead: appending to
+a deque costs next to nothing, and the background flusher (apps/common/flusher.py) adds them up
+and writes each series once per cycle.
+
+A scrape still sees every finished request:
+
+- /metrics writes this process's pending updates before it reads the files;
+- the other processes' updates are at most TELEMETRY_FLUSH_SECONDS old (the flusher's cycle, as
+  for the request statistics);
+- a worker that exits (recycling, graceful stop) writes them in its last flush (gunicorn's
+  worker_exit hook, atexit as a backup).
+
+Without multiprocess mode (runserver, tests, manage.py), or without a flusher thread
+(TELEMETRY_FLUSH_SECONDS=0), updates are applied at once, as before: the process's own values
+are plain numbers in memory.
+"""
+
+import bisect
+import collections
+
+from django.conf import settings
+from prometheus_client import Histogram
+
+from apps.common import flusher
+from apps.observability.metrics import registry as metrics
+
+
+class BatchedHistogram(Histogram):
+    """A Histogram that can take many observations in one write per bucket that received one."""
+
+    def observe_all(self, amounts):
+        """The same values as `observe(amount)` for each amount, in at most one write per file
+        value (the sum and each bucket) instead of two per observation."""
+        self._raise_if_not_observable()
+        counts = collections.Counter(
+            bisect.bisect_left(self._upper_bounds, amount) for amount in amounts
+        )
+        self._sum.inc(sum(amounts))
+        for index, count in counts.items():
+            self._buckets[index].inc(count)
+
+
+class PendingUpdates:
+    """Counter increments and histogram observations waiting to be written.
+
+    Any thread may add; any thread may write (the flusher, a /metrics request): each update is
+    taken off the deque by exactly one writer, so none is lost or written twice.
+    """
+
+    def __init__(self):
+        self._updates = collections.deque()
+        self._buffered = None
+
+    def buffered(self):
+        """Whether updates wait for the flusher: multiprocess mode with a flusher thread."""
+        if self._buffered is None:
+            self._buffered = metrics.is_multiprocess() and settings.TELEMETRY_FLUSH_SECONDS > 0
+        return self._buffered
+
+    def add(self, *updates):
+        """(metric child, amount) pairs: a counter is incremented by the amount, a
+        BatchedHistogram observes it."""
+        if self.buffered():
+            flusher.ensure_started()
+            self._updates.extend(updates)
+        else:
+            apply(updates)
+
+    def write(self):
+        """Write every pending update to the metric values (their multiprocess files)."""
+        taken = []
+        pop = self._updates.popleft
+        try:
+            while True:
+                taken.append(pop())
+        except IndexError:
+            pass
+        if taken:
+            apply(taken)
+
+    def flush_job(self, final):
+        """The flusher's job. A failed write is counted as lost Prometheus work, as it was when
+        the middleware wrote after each response."""
+        try:
+            self.write()
+        except Exception:
+            metrics.AFTER_RESPONSE_FAILURES.labels("prometheus").inc()
+            raise
+
+
+def apply(updates):
+    """Each series once: counters by the sum of their increments, histograms in one batch."""
+    amounts = {}
+    for child, amount in updates:
+        entry = amounts.get(id(child))
+        if entry is None:
+            amounts[id(child)] = (child, [amount])
+        else:
+            entry[1].append(amount)
+    for child, values in amounts.values():
+        if isinstance(child, BatchedHistogram):
+            child.observe_all(values)
+        else:
+            child.inc(sum(values))
+
+
+# The request metrics' updates (one instance per process).
+request_updates = PendingUpdates()
