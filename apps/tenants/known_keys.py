@@ -5,8 +5,8 @@ key's state token from the shared cache (Redis). Every save or delete of an API 
 its organization, replaces that token once its transaction commits (`bump`), and a request uses
 its entry only when the token it finds is still the entry's: a revoked, edited or deleted key, or
 a deactivated organization, stops working on the next request, in every process.
-Changes that bypass the models' signals (a queryset `update()`, SQL) are seen within
-KNOWN_KEY_SECONDS, when the entry is read again from the database.
+Changes that bypass the models' signals (a queryset `update()`, SQL), or whose new token Redis
+could not take, are seen within KNOWN_KEY_SECONDS, when the entry is read again from the database.
 
 The check of the token, the client address's failure count (lock-outs) and the last-use guard are
 one Lua script: one Redis round trip. Without Redis (local memory is each process's own, so a

@@ -5,7 +5,6 @@ import datetime as dt
 
 import pytest
 from django.db import connection
-from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
@@ -35,11 +34,14 @@ def shared_cache(settings, tmp_path):
         url = server.url
     known_keys._entries.clear()
     prefix = key_prefix_of_this_run("known-keys")
+    # Through pytest-django's `settings`, which later changes in the test go through too: an
+    # override_settings of its own would be undone before theirs and leave them this cache.
+    settings.REDIS_KEY_PREFIX = prefix
+    settings.CACHES = cache_settings(url, prefix)
     try:
-        with override_settings(REDIS_KEY_PREFIX=prefix, CACHES=cache_settings(url, prefix)):
-            assert known_keys.shared()
-            yield
-            clear_own_cache()
+        assert known_keys.shared()
+        yield
+        clear_own_cache()
     finally:
         known_keys._entries.clear()
         if server is not None:
