@@ -157,6 +157,24 @@ def _ephemeral_ports_start():
         return 32768
 
 
+def wait_until(condition, seconds, step=0.05):
+    """Poll `condition` until it returns a truthy value or `seconds` pass; returns the value."""
+    deadline = time.monotonic() + seconds
+    while True:
+        value = condition()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(step)
+
+
+def port_accepts(port):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
 def free_port():
     """A local TCP port that nothing listens on, for a server the test starts.
 

@@ -40,9 +40,11 @@ from tests.processes import (
     PROJECT_DIR,
     PYTHON,
     free_port,
+    port_accepts,
     project_environment,
     running_gunicorn,
     stop_process_group,
+    wait_until,
 )
 
 HAPROXY_CONFIG = PROJECT_DIR / "deploy" / "haproxy" / "haproxy.cfg"
@@ -103,24 +105,6 @@ def missing_programs():
         for name, path in PROGRAMS.items()
         if not path or not Path(path).exists()
     )
-
-
-def wait_until(condition, seconds, step=0.1):
-    """Poll `condition` until it returns something truthy or `seconds` pass; returns the value."""
-    deadline = time.monotonic() + seconds
-    while True:
-        value = condition()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(step)
-
-
-def port_accepts(port):
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 class Program:

@@ -12,7 +12,6 @@ import socket
 import subprocess
 import tempfile
 import threading
-import time
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
@@ -29,10 +28,12 @@ from apps.observability.telemetry import aggregation as telemetry
 from tests.migrated_databases import migrate
 from tests.processes import (
     free_port,
+    port_accepts,
     project_environment,
     run_manage,
     running_gunicorn,
     stop_process_group,
+    wait_until,
 )
 
 
@@ -65,24 +66,6 @@ def metrics_token():
 
 def bearer(token=METRICS_TOKEN):
     return {"Authorization": f"Bearer {token}"}
-
-
-def wait_until(condition, seconds, step=0.05):
-    """Poll `condition` until it returns a truthy value or `seconds` pass; returns the value."""
-    deadline = time.monotonic() + seconds
-    while True:
-        value = condition()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(step)
-
-
-def port_accepts(port):
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 class ThrowawayPostgres:

@@ -15,7 +15,7 @@ from django.db import connection
 
 from apps.observability.ops.database_report import UNUSED_INDEX_MIN_TABLE_ROWS
 from apps.observability.telemetry.models import RequestMinute
-from tests.observability.conftest import wait_until
+from tests.processes import wait_until
 
 pytestmark = [
     pytest.mark.django_db,

@@ -11,8 +11,8 @@ import psycopg
 import pytest
 from django.db import connection
 
-from tests.observability.conftest import wait_until
 from tests.observability.test_ops_database import database_page, on_postgresql, section
+from tests.processes import wait_until
 
 pytestmark = [
     pytest.mark.django_db,

@@ -20,7 +20,6 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from apps.observability.telemetry import rows as telemetry_rows
 from tests.migrated_databases import migrate
-from tests.observability.conftest import wait_until
 from tests.processes import (
     free_port,
     fresh_postgres_database,
@@ -30,6 +29,7 @@ from tests.processes import (
     run_python_concurrently,
     running_gunicorn,
     script_environment,
+    wait_until,
 )
 
 pytestmark = pytest.mark.system
@@ -229,7 +229,7 @@ CONCURRENT_FLUSHER = """
 import django
 django.setup()
 from apps.observability.telemetry import aggregation as telemetry
-from tests.observability.conftest import wait_until
+from tests.processes import wait_until
 
 minute, rounds, per_round = {minute}, {rounds}, {per_round}
 error = RuntimeError("concurrent")
