@@ -25,19 +25,20 @@ help:
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required, found " + sys.version.split()[0])'
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements/uv.txt
 
-# Stamp files: reinstall only when the pinned requirements change. pip shows each package and a
-# progress bar per download: the first install takes about a minute.
-PIP_INSTALL := $(BIN)/pip install --progress-bar on --disable-pip-version-check
+# Stamp files: reinstall only when the pinned requirements change. uv (pinned in
+# requirements/uv.txt, installed by the venv's pip) installs the same pins as pip, downloading in
+# parallel: seconds where pip takes most of a minute. It lists what it installed.
+UV_INSTALL := $(BIN)/uv pip install --python $(BIN)/python
 $(VENV)/.prod-installed: requirements/prod.txt requirements/base.txt | $(BIN)/python
 	@echo "Installing the pinned requirements (requirements/prod.txt) into $(VENV)"
-	$(PIP_INSTALL) -r requirements/prod.txt
+	$(UV_INSTALL) -r requirements/prod.txt
 	@touch $@
 
 $(VENV)/.dev-installed: requirements/dev.txt requirements/prod.txt requirements/base.txt | $(BIN)/python
 	@echo "Installing the pinned requirements (requirements/dev.txt) into $(VENV)"
-	$(PIP_INSTALL) -r requirements/dev.txt
+	$(UV_INSTALL) -r requirements/dev.txt
 	@touch $@ $(VENV)/.prod-installed
 
 migrate: $(VENV)/.prod-installed
