@@ -38,10 +38,10 @@ import yaml
 
 from tests.processes import (
     PROJECT_DIR,
-    PYTHON,
     free_port,
     port_accepts,
     project_environment,
+    run_manage,
     running_gunicorn,
     stop_process_group,
     wait_until,
@@ -501,14 +501,7 @@ class Stack:
         )
 
     def manage(self, *arguments, timeout=300):
-        completed = subprocess.run(
-            [PYTHON, "manage.py", *arguments],
-            cwd=PROJECT_DIR,
-            env=self.environment,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
+        completed = run_manage(*arguments, environment=self.environment, timeout=timeout)
         if completed.returncode != 0:
             raise RuntimeError(f"manage.py {' '.join(arguments)}:\n{completed.stderr[-4000:]}")
         return completed.stdout
