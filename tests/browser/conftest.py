@@ -40,6 +40,35 @@ CHROMIUM_ARGUMENTS = [
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
 STAFF_USERNAME = "ops-browser"
 STAFF_PASSWORD = "ops-browser-password-5kq2"
+# The window the ops pages must fit (a laptop's browser).
+WIDTH = 1280
+# Whatever is wider than the window, as "tag#id.class (width px)": the page itself, or any
+# element reaching past the right edge.
+OVERFLOWS = """
+() => {
+    const width = window.innerWidth;
+    const wide = [];
+    if (document.documentElement.scrollWidth > width) {
+        wide.push(`page (${document.documentElement.scrollWidth} px)`);
+    }
+    for (const element of document.querySelectorAll("body *")) {
+        const box = element.getBoundingClientRect();
+        if (box.width > 0 && box.right > width + 1) {
+            const name = element.tagName.toLowerCase() + (element.id ? "#" + element.id : "")
+                + (element.classList.length ? "." + [...element.classList].join(".") : "");
+            wide.push(`${name} (right edge ${Math.round(box.right)} px)`);
+        }
+    }
+    return wide.slice(0, 10);
+}
+"""
+
+
+def assert_fits(page):
+    """Nothing on the page reaches past the right edge of its window."""
+    assert page.evaluate(OVERFLOWS) == []
+
+
 # Hands every Content-Security-Policy violation of the page to the test (PageProblems), with what
 # an operator needs to find it: the directive, what was blocked, where, and the start of it.
 REPORT_CSP_VIOLATIONS = """

@@ -11,7 +11,7 @@ from django.contrib.auth import get_user_model
 
 from apps.observability.telemetry import aggregation as telemetry
 from apps.observability.telemetry.models import ErrorGroup, SlowRequest
-from tests.browser.conftest import STAFF_PASSWORD, STAFF_USERNAME, sign_in
+from tests.browser.conftest import STAFF_PASSWORD, STAFF_USERNAME, WIDTH, assert_fits, sign_in
 from tests.observability.conftest import grant_ops_permission
 
 pytestmark = [pytest.mark.browser, pytest.mark.system, pytest.mark.django_db(transaction=True)]
@@ -163,15 +163,17 @@ def test_a_routes_own_page_draws_its_charts_and_lists_its_problems(
         ),
     ],
 )
-def test_the_database_pages_answer_with_their_sections(
+def test_the_database_pages_answer_with_their_sections_and_fit_the_window(
     browser_page, live_server, screenshots, path, title, at_least, screenshot
 ):
     page, problems = browser_page
+    page.set_viewport_size({"width": WIDTH, "height": 900})
     sign_in(page, live_server, path)
 
     assert page.title().startswith(title)
     for selector, count in at_least.items():
         assert page.locator(selector).count() >= count, selector
+    assert_fits(page)
     page.screenshot(path=screenshots / screenshot, full_page=True)
     problems.assert_none()
 
