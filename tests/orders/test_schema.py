@@ -3,16 +3,8 @@
 import re
 
 import pytest
-import schemathesis
 from django.core import signals
 from django.db import close_old_connections, connection
-from hypothesis import HealthCheck, Phase, given, settings
-from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import (
-    content_type_conformance,
-    response_schema_conformance,
-    status_code_conformance,
-)
 
 from apps.orders import services
 from project.wsgi import application
@@ -21,12 +13,6 @@ from tests.orders.factories import make_api_key, make_customer, make_product
 pytestmark = [pytest.mark.django_db, pytest.mark.no_nplusone]
 
 MAX_EXAMPLES = 20
-CHECKS = [
-    not_a_server_error,
-    status_code_conformance,
-    content_type_conformance,
-    response_schema_conformance,
-]
 
 
 @pytest.fixture
@@ -102,12 +88,29 @@ def connections_kept_open():
 )
 @pytest.mark.usefixtures("connections_kept_open")
 @pytest.mark.allow_nplusone(reason="hundreds of requests in one body, each querying alike")
-@pytest.mark.parametrize(
-    "mode", [schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE]
-)
+@pytest.mark.parametrize("mode", ["positive", "negative"])
 def test_fuzzing_every_operation_finds_no_server_error_nor_off_schema_answer(organization, mode):
     """schemathesis against the WSGI app, in-process: MAX_EXAMPLES cases per operation, valid
     (positive) or deliberately invalid (negative) ones."""
+    # Imported here, not at the top: schemathesis and hypothesis take a second and a half of CPU
+    # to import, and every pytest process collects this module (schemathesis' own pytest plugin
+    # is off, pyproject.toml).
+    import schemathesis
+    from hypothesis import HealthCheck, Phase, given, settings
+    from schemathesis.checks import not_a_server_error
+    from schemathesis.specs.openapi.checks import (
+        content_type_conformance,
+        response_schema_conformance,
+        status_code_conformance,
+    )
+
+    checks = [
+        not_a_server_error,
+        status_code_conformance,
+        content_type_conformance,
+        response_schema_conformance,
+    ]
+    generation_mode = schemathesis.GenerationMode(mode)
     _, key = make_api_key(organization)
     # Real rows so that generated requests also reach existing data, and the order operations
     # get an existing order (its transitions answer 200 or 409).
@@ -133,10 +136,10 @@ def test_fuzzing_every_operation_finds_no_server_error_nor_off_schema_answer(org
             phases=[Phase.explicit, Phase.generate],
             suppress_health_check=list(HealthCheck),
         )
-        @given(case=operation.as_strategy(mode, path_parameters=path_parameters))
+        @given(case=operation.as_strategy(generation_mode, path_parameters=path_parameters))
         def run(case):
             case.headers = {**(case.headers or {}), **headers}
             response = case.call()
-            case.validate_response(response, checks=CHECKS)
+            case.validate_response(response, checks=checks)
 
         run()
