@@ -36,6 +36,7 @@ from pathlib import Path
 import requests
 import yaml
 
+from tests import yaml_files
 from tests.processes import (
     PROJECT_DIR,
     free_port,
@@ -541,7 +542,7 @@ class Stack:
             raise RuntimeError(f"HAProxy servers: {self.haproxy_runtime.server_states()}")
 
     def _start_alertmanager(self):
-        configuration = yaml.safe_load(ALERTMANAGER_CONFIG.read_text())
+        configuration = yaml_files.load(ALERTMANAGER_CONFIG)
         receiver_name = configuration["route"]["receiver"]
         for receiver in configuration["receivers"]:
             if receiver["name"] == receiver_name:
@@ -573,16 +574,14 @@ class Stack:
         self._exit.callback(self.alertmanager.stop)
 
     def _start_prometheus(self):
-        configuration = yaml.safe_load(PROMETHEUS_CONFIG.read_text())
+        configuration = yaml_files.load(PROMETHEUS_CONFIG)
         if self.rule_time_factor != 1:
             configuration["global"]["scrape_interval"] = "1s"
             configuration["global"]["evaluation_interval"] = "1s"
         rule_files = []
         for pattern in configuration.get("rule_files", []):
             for source in sorted(PROMETHEUS_CONFIG.parent.glob(pattern)):
-                groups = compress_rule_time(
-                    yaml.safe_load(source.read_text()), self.rule_time_factor
-                )
+                groups = compress_rule_time(yaml_files.load(source), self.rule_time_factor)
                 target = self.directory / f"rules-{source.name}"
                 target.write_text(yaml.safe_dump(groups, sort_keys=False))
                 rule_files.append(str(target))

@@ -10,8 +10,8 @@ import subprocess
 from pathlib import PurePosixPath
 
 import pytest
-import yaml
 
+from tests import yaml_files
 from tests.stack import ALERTMANAGER_CONFIG, HAPROXY_CONFIG, PROGRAMS, PROMETHEUS_CONFIG
 
 from . import PROJECT_ROOT
@@ -182,17 +182,14 @@ def test_prometheus_runs_the_project_configuration_and_rules():
 
 
 def test_prometheus_scrapes_every_web_instance_through_compose_dns():
-    jobs = {
-        job["job_name"]: job
-        for job in yaml.safe_load(PROMETHEUS_CONFIG.read_text())["scrape_configs"]
-    }
+    jobs = {job["job_name"]: job for job in yaml_files.load(PROMETHEUS_CONFIG)["scrape_configs"]}
     (discovery,) = jobs["orders-service"]["dns_sd_configs"]
     assert discovery["names"] == ["web"]
     assert discovery["port"] == 8000
 
 
 def test_prometheus_sends_the_metrics_token_web_checks():
-    configuration = yaml.safe_load(PROMETHEUS_CONFIG.read_text())
+    configuration = yaml_files.load(PROMETHEUS_CONFIG)
     jobs = {job["job_name"]: job for job in configuration["scrape_configs"]}
     credentials_file = jobs["orders-service"]["authorization"]["credentials_file"]
     (token,) = (
@@ -209,7 +206,7 @@ def test_prometheus_sends_the_metrics_token_web_checks():
 
 
 def test_prometheus_notifies_the_alertmanager_service():
-    configuration = yaml.safe_load(PROMETHEUS_CONFIG.read_text())
+    configuration = yaml_files.load(PROMETHEUS_CONFIG)
     targets = [
         target
         for manager in configuration["alerting"]["alertmanagers"]
@@ -236,7 +233,7 @@ def test_alertmanager_configuration_passes_amtool():
 
 def test_grafana_provisions_the_dashboard_where_its_provider_reads():
     mounted = mounts("grafana")
-    (provider,) = yaml.safe_load(GRAFANA_PROVIDER.read_text())["providers"]
+    (provider,) = yaml_files.load(GRAFANA_PROVIDER)["providers"]
     dashboards = {target for target, source in mounted.items() if source.suffix == ".json"}
     assert {str(PurePosixPath(target).parent) for target in dashboards} == {
         provider["options"]["path"]

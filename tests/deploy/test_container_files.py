@@ -8,7 +8,8 @@ import shlex
 import subprocess
 
 import pytest
-import yaml
+
+from tests import yaml_files
 
 from . import PROJECT_ROOT, gunicorn_graceful_timeout, settings_variables, tool_path
 
@@ -267,7 +268,7 @@ def test_dockerignore_keeps_what_the_image_needs(path):
 
 
 def compose():
-    return yaml.safe_load(COMPOSE_FILE.read_text())
+    return yaml_files.load(COMPOSE_FILE)
 
 
 def compose_service(name):

@@ -5,7 +5,8 @@ import json
 import re
 
 import pytest
-import yaml
+
+from tests import yaml_files
 
 from . import PROJECT_ROOT
 from .test_prometheus_rules import (
@@ -152,7 +153,7 @@ def test_dashboard_shows_what_ops_watch():
 
 
 def test_provider_points_grafana_at_a_directory():
-    provider = yaml.safe_load(PROVIDER_FILE.read_text())
+    provider = yaml_files.load(PROVIDER_FILE)
     assert provider["apiVersion"] == 1
     (only,) = provider["providers"]
     assert only["type"] == "file"

@@ -4,7 +4,8 @@ configuration need."""
 import subprocess
 
 import pytest
-import yaml
+
+from tests import yaml_files
 
 from . import PROJECT_ROOT, gunicorn_graceful_timeout, settings_variables, tool_path
 
@@ -23,10 +24,7 @@ def manifest_files():
 
 def resources():
     return [
-        document
-        for path in manifest_files()
-        for document in yaml.safe_load_all(path.read_text())
-        if document
+        document for path in manifest_files() for document in yaml_files.load_all(path) if document
     ]
 
 
@@ -47,7 +45,7 @@ def service_configmap():
 
 def adapter_rules():
     configmap = resource("ConfigMap", "orders-service-adapter-rules")
-    return yaml.safe_load(configmap["data"]["config.yaml"])["rules"]
+    return yaml_files.load_text(configmap["data"]["config.yaml"])["rules"]
 
 
 def deployment():

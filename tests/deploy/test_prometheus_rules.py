@@ -15,9 +15,10 @@ import subprocess
 
 import prometheus_client
 import pytest
-import yaml
 from django.db import connections
 from django.test import Client, override_settings
+
+from tests import yaml_files
 
 from . import PROJECT_ROOT
 
@@ -117,7 +118,7 @@ def exported_metric_names():
 
 
 def rule_groups():
-    return yaml.safe_load(RULES_FILE.read_text())["groups"]
+    return yaml_files.load(RULES_FILE)["groups"]
 
 
 def rules():
@@ -137,7 +138,7 @@ def recorded_names():
 
 
 def rule_unit_tests():
-    return yaml.safe_load(RULES_TEST_FILE.read_text())["tests"]
+    return yaml_files.load(RULES_TEST_FILE)["tests"]
 
 
 # --- promtool ----------------------------------------------------------------------------------
@@ -181,7 +182,7 @@ def test_promtool_unit_tests_of_the_rules_pass(promtool):
 def test_example_prometheus_configuration_is_valid(promtool):
     # --syntax-only: the scrape credentials file exists only where Prometheus runs.
     run_promtool(promtool, "check", "config", "--syntax-only", EXAMPLE_CONFIG_FILE.name)
-    config = yaml.safe_load(EXAMPLE_CONFIG_FILE.read_text())
+    config = yaml_files.load(EXAMPLE_CONFIG_FILE)
     assert RULES_FILE.name in config["rule_files"]
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
     assert "credentials_file" in jobs["orders-service"]["authorization"]

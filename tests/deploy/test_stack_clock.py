@@ -3,6 +3,7 @@ time range, `for` and interval divided, still valid rules."""
 
 import yaml
 
+from tests import yaml_files
 from tests.stack import PROMETHEUS_CONFIG, compress_rule_time
 
 from .test_prometheus_rules import promtool, run_promtool
@@ -33,9 +34,9 @@ def test_faster_clock_keeps_every_duration_at_least_one_second():
 
 def test_project_rules_on_the_faster_clock_pass_promtool(promtool, tmp_path):
     checked = 0
-    for pattern in yaml.safe_load(PROMETHEUS_CONFIG.read_text())["rule_files"]:
+    for pattern in yaml_files.load(PROMETHEUS_CONFIG)["rule_files"]:
         for source in PROMETHEUS_CONFIG.parent.glob(pattern):
-            compressed = compress_rule_time(yaml.safe_load(source.read_text()), 60)
+            compressed = compress_rule_time(yaml_files.load(source), 60)
             target = tmp_path / source.name
             target.write_text(yaml.safe_dump(compressed))
             output = run_promtool(promtool, "check", "rules", str(target))

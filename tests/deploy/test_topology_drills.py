@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 
 import pytest
 import requests
-import yaml
 
+from tests import yaml_files
 from tests.processes import PROJECT_DIR
 from tests.stack import Stack, missing_programs, wait_until
 
@@ -303,7 +303,7 @@ SLOW_REQUESTS = 6
 def in_flight_per_instance(stack):
     """The Prometheus Adapter's query of the HPA's metric (deploy/k8s), per instance here where
     Kubernetes has pods."""
-    rules = yaml.safe_load(yaml.safe_load(ADAPTER_RULES.read_text())["data"]["config.yaml"])
+    rules = yaml_files.load_text(yaml_files.load(ADAPTER_RULES)["data"]["config.yaml"])
     (rule,) = (rule for rule in rules["rules"] if rule["name"]["as"] == "orders_requests_in_flight")
     expression = (
         rule["metricsQuery"]

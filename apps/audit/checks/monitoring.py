@@ -100,7 +100,9 @@ def _sentry():
 
 
 def _rule_count(path):
-    document = yaml.safe_load(path.read_text()) or {}
+    # libyaml's parser where PyYAML has it: the pure-Python one takes a tenth of a second here.
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    document = yaml.load(path.read_text(), Loader=loader) or {}  # noqa: S506 - a safe loader
     groups = document.get("groups") or []
     return len(groups), sum(len(group.get("rules") or []) for group in groups)
 
