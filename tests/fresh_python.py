@@ -15,6 +15,13 @@ atexit handlers run at exit. Its exit status, stdout and stderr come back as a C
 The project (`project`, `apps`) and the settings are only ever imported by a child, fresh.
 
 tests.processes.run_python and run_manage are the way in.
+
+Long-running programs start the same way (`spawn`): tests.processes.running_gunicorn forks its
+gunicorn master from the helper, in a session of its own with its output in a log file, and the
+workers the master forks inherit the preloaded libraries too. A server the tests start then
+costs a fraction of the CPU of one started from a new interpreter (tests/project/test_gunicorn.py
+still starts gunicorn as the shell does). The helper is the master's parent: it reaps it and
+tells its exit status when asked (SpawnedProcess, as much of subprocess.Popen as the tests use).
 """
 
 import atexit
@@ -23,6 +30,8 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 # Only the standard library at the top: the helper process imports this module too.
@@ -66,10 +75,12 @@ NEVER_PRELOADED = (
 
 
 class ForkingHelper:
-    """The client side: starts the helper on first use and sends it one case at a time."""
+    """The client side: starts the helper on first use and sends it one request at a time (from
+    any thread)."""
 
     def __init__(self):
         self.helper = None
+        self.lock = threading.Lock()
         atexit.register(self.close)
 
     def _start(self):
@@ -89,16 +100,20 @@ class ForkingHelper:
             self.close()
             raise RuntimeError(f"the fresh-process helper did not start: {ready!r}")
 
-    def run(self, arguments, environment, timeout):
-        if self.helper is None or self.helper.poll() is not None:
-            self._start()
-        case = {"arguments": list(arguments), "environment": dict(environment), "timeout": timeout}
-        self.helper.stdin.write(json.dumps(case) + "\n")
-        self.helper.stdin.flush()
-        answer = self.helper.stdout.readline()
+    def _ask(self, request):
+        with self.lock:
+            if self.helper is None or self.helper.poll() is not None:
+                self._start()
+            self.helper.stdin.write(json.dumps(request) + "\n")
+            self.helper.stdin.flush()
+            answer = self.helper.stdout.readline()
         if not answer:
             raise RuntimeError("the fresh-process helper exited")
-        result = json.loads(answer)
+        return json.loads(answer)
+
+    def run(self, arguments, environment, timeout):
+        case = {"arguments": list(arguments), "environment": dict(environment), "timeout": timeout}
+        result = self._ask(case)
         command = [PYTHON, *arguments]
         if result["timed_out"]:
             raise subprocess.TimeoutExpired(command, timeout, result["stdout"], result["stderr"])
@@ -117,6 +132,39 @@ class ForkingHelper:
         if self.helper is not None:
             self.helper.stdout.close()
 
+    def spawn(self, arguments, environment, log_path):
+        request = {
+            "spawn": list(arguments),
+            "environment": dict(environment),
+            "log_path": str(log_path),
+        }
+        return SpawnedProcess(self, self._ask(request)["pid"], [PYTHON, *arguments])
+
+    def exit_status(self, pid):
+        return self._ask({"exit_status_of": pid})["returncode"]
+
+
+class SpawnedProcess:
+    """A program `spawn` started: its pid (the leader of its own session and process group),
+    poll() and wait() as subprocess.Popen's."""
+
+    def __init__(self, helper, pid, args):
+        self.helper, self.pid, self.args = helper, pid, args
+        self.returncode = None
+
+    def poll(self):
+        if self.returncode is None:
+            self.returncode = self.helper.exit_status(self.pid)
+        return self.returncode
+
+    def wait(self, timeout=None):
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(self.args, timeout)
+            time.sleep(0.02)
+        return self.returncode
+
 
 _helper = ForkingHelper()
 
@@ -125,6 +173,13 @@ def run(arguments, environment, timeout):
     """As `python *arguments` (`-c CODE ...` or `SCRIPT ...`) in a fresh process in the project
     directory, with exactly `environment`; TimeoutExpired when it outlasts `timeout` seconds."""
     return _helper.run(arguments, environment, timeout)
+
+
+def spawn(arguments, environment, log_path):
+    """As `python *arguments` started in the background in the project directory, in a session
+    of its own, with exactly `environment`, its output appended to `log_path`; returns a
+    SpawnedProcess at once."""
+    return _helper.spawn(arguments, environment, log_path)
 
 
 # --- The helper process ----------------------------------------------------------------------
@@ -151,12 +206,75 @@ def serve():
     directory = tempfile.mkdtemp(prefix="orders-fresh-python-")
     try:
         for number, line in enumerate(sys.stdin):
-            case = json.loads(line)
-            result = _run_case(case, os.path.join(directory, str(number)))
+            request = json.loads(line)
+            if "exit_status_of" in request:
+                result = {"returncode": _exit_status_of(request["exit_status_of"])}
+            elif "spawn" in request:
+                result = {"pid": _spawn(request)}
+            else:
+                result = _run_case(request, os.path.join(directory, str(number)))
             answers.write(json.dumps(result) + "\n")
             answers.flush()
     finally:
         shutil.rmtree(directory, ignore_errors=True)
+
+
+# pid -> exit status of the spawned programs this helper has reaped.
+_exited = {}
+
+
+def _spawn(request):
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # the child never returns
+        _spawned_child(request)
+    return pid
+
+
+def _exit_status_of(pid):
+    """The spawned program's exit status, or None while it runs (reaping it once it ended)."""
+    if pid not in _exited:
+        try:
+            finished, status = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            return -1  # never this helper's child
+        if not finished:
+            return None
+        _exited[pid] = os.waitstatus_to_exitcode(status)
+    return _exited[pid]
+
+
+def _spawned_child(request):
+    status = 1
+    try:
+        os.setsid()  # as subprocess.Popen(start_new_session=True): signalled as a group
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.close(null)
+        output = os.open(request["log_path"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.dup2(output, 1)
+        os.dup2(output, 2)
+        os.close(output)
+        # Nothing of the helper's stays open for the program's lifetime (its answers pipe).
+        for descriptor in os.listdir("/proc/self/fd"):
+            if int(descriptor) > 2:
+                with contextlib.suppress(OSError):
+                    os.close(int(descriptor))
+        os.chdir(PROJECT_DIR)
+        os.environ.clear()
+        os.environ.update(request["environment"])
+        status = _run_as_interpreter(request["spawn"])
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(status)
 
 
 def _run_case(case, output_prefix):

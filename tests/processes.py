@@ -205,7 +205,7 @@ def free_port():
 
 @dataclass
 class GunicornServer:
-    process: subprocess.Popen
+    process: subprocess.Popen | fresh_python.SpawnedProcess
     base_url: str
     log_path: Path
     request_timeout: float
@@ -234,25 +234,32 @@ def running_gunicorn(
     startup_seconds=30,
     stop_seconds=30,
     request_timeout=10,
+    new_interpreter=False,
 ):
     """A gunicorn master serving the project on 127.0.0.1, stopped (its process group) when the
     block ends; yields a GunicornServer once /health answers 200.
 
     `port` defaults to a free one; the output goes to `log_path`, kept, or else to a file of the
-    project directory removed at the end.
+    project directory removed at the end. The master is forked from the warmed-up helper of
+    tests/fresh_python.py (its workers inherit the libraries it preloaded), or with
+    `new_interpreter` started as the shell starts it.
     """
     port = free_port() if port is None else port
     keep_log = log_path is not None
     log_path = Path(log_path) if keep_log else PROJECT_DIR / f".gunicorn-test-{port}.log"
+    command = [GUNICORN, "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}", *extra_arguments]
     with open(log_path, "w") as log:
-        process = subprocess.Popen(
-            [GUNICORN, "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}", *extra_arguments],
-            cwd=PROJECT_DIR,
-            env=environment,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        if new_interpreter:
+            process = subprocess.Popen(
+                command,
+                cwd=PROJECT_DIR,
+                env=environment,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        else:
+            process = fresh_python.spawn(command, environment, log_path)
     server = GunicornServer(process, f"http://127.0.0.1:{port}", log_path, request_timeout)
     try:
         deadline = time.monotonic() + startup_seconds

@@ -135,7 +135,10 @@ def production_gunicorn(tmp_path_factory):
         run_manage(*collect_admin_assets, environment=environment),
     ):
         assert result.returncode == 0, result.stderr
-    with running_gunicorn(environment, log_path=workdir / "gunicorn.log") as server:
+    # Started as the shell starts it: the other tests' servers are forked from a warmed-up helper.
+    with running_gunicorn(
+        environment, log_path=workdir / "gunicorn.log", new_interpreter=True
+    ) as server:
         yield server
 
 
