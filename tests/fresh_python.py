@@ -132,11 +132,12 @@ class ForkingHelper:
         if self.helper is not None:
             self.helper.stdout.close()
 
-    def spawn(self, arguments, environment, log_path):
+    def spawn(self, arguments, environment, log_path, error_path=None):
         request = {
             "spawn": list(arguments),
             "environment": dict(environment),
             "log_path": str(log_path),
+            "error_path": str(error_path or log_path),
         }
         return SpawnedProcess(self, self._ask(request)["pid"], [PYTHON, *arguments])
 
@@ -175,11 +176,11 @@ def run(arguments, environment, timeout):
     return _helper.run(arguments, environment, timeout)
 
 
-def spawn(arguments, environment, log_path):
+def spawn(arguments, environment, log_path, error_path=None):
     """As `python *arguments` started in the background in the project directory, in a session
-    of its own, with exactly `environment`, its output appended to `log_path`; returns a
-    SpawnedProcess at once."""
-    return _helper.spawn(arguments, environment, log_path)
+    of its own, with exactly `environment`, its output appended to `log_path` (its stderr to
+    `error_path` if given); returns a SpawnedProcess at once."""
+    return _helper.spawn(arguments, environment, log_path, error_path)
 
 
 # --- The helper process ----------------------------------------------------------------------
@@ -252,10 +253,10 @@ def _spawned_child(request):
         null = os.open(os.devnull, os.O_RDONLY)
         os.dup2(null, 0)
         os.close(null)
-        output = os.open(request["log_path"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        os.dup2(output, 1)
-        os.dup2(output, 2)
-        os.close(output)
+        for fd, key in ((1, "log_path"), (2, "error_path")):
+            output = os.open(request[key], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            os.dup2(output, fd)
+            os.close(output)
         # Nothing of the helper's stays open for the program's lifetime (its answers pipe).
         for descriptor in os.listdir("/proc/self/fd"):
             if int(descriptor) > 2:

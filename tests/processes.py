@@ -6,6 +6,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -61,35 +62,41 @@ def run_python(code, environment, timeout=60):
 
 def run_python_concurrently(code, argument_lists, environment, timeout=120):
     """`python -c code` once per entry of `argument_lists` (its command-line arguments), all
-    started at once in the project directory; returns each one's CompletedProcess, in order.
+    started at once in the project directory (forked from the warmed-up helper of
+    tests/fresh_python.py); returns each one's CompletedProcess, in order.
 
-    Each is waited for up to `timeout` seconds; when one outstays it, every child still running
-    is killed and TimeoutExpired raised.
+    All are waited for up to `timeout` seconds together; when they outstay it, every child still
+    running is killed and TimeoutExpired raised.
     """
-    children = [
-        subprocess.Popen(
-            [PYTHON, "-c", code, *(str(argument) for argument in arguments)],
-            cwd=PROJECT_DIR,
-            env=environment,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for arguments in argument_lists
-    ]
-    completed = []
-    try:
-        for child in children:
-            stdout, stderr = child.communicate(timeout=timeout)
-            completed.append(
-                subprocess.CompletedProcess(child.args, child.returncode, stdout, stderr)
+    with tempfile.TemporaryDirectory(prefix="orders-concurrent-") as directory:
+        outputs = [
+            (Path(directory) / f"{number}.out", Path(directory) / f"{number}.err")
+            for number in range(len(argument_lists))
+        ]
+        children = [
+            fresh_python.spawn(
+                ["-c", code, *(str(argument) for argument in arguments)],
+                environment,
+                stdout_path,
+                stderr_path,
             )
-    finally:
-        for child in children:
-            if child.poll() is None:
-                child.kill()
-                child.communicate()
-    return completed
+            for arguments, (stdout_path, stderr_path) in zip(argument_lists, outputs, strict=True)
+        ]
+        deadline = time.monotonic() + timeout
+        try:
+            for child in children:
+                child.wait(timeout=max(0.0, deadline - time.monotonic()))
+        finally:
+            for child in children:
+                if child.poll() is None:
+                    os.killpg(child.pid, signal.SIGKILL)
+                    child.wait()
+        return [
+            subprocess.CompletedProcess(
+                child.args, child.returncode, stdout_path.read_text(), stderr_path.read_text()
+            )
+            for child, (stdout_path, stderr_path) in zip(children, outputs, strict=True)
+        ]
 
 
 def script_environment(database_url):
