@@ -36,28 +36,42 @@ def own_cache_keys_deleted_at_the_end():
 @pytest.hookimpl(wrapper=True)
 def pytest_collection_modifyitems(config, items):
     """Once pytest-django has put the database tests first and the transactional ones next, the
-    tests that start processes but use no database move to the front.
+    tests that start processes move to the front of their group: those that use no database to
+    the very front, the transactional ones (a live server and a browser) to the front of theirs.
 
     `make test` runs the modules in parallel (pytest-xdist, --dist loadfile: a module's tests run
     on one worker, which sets its module-wide fixture up once: a private PostgreSQL, a migrated
     SQLite file, a gunicorn), handing them out in this order. Those modules are the slowest:
-    started first, none of them can prolong the end of the run.
+    started first, none of them can prolong the end of the run. pytest-django's order of database
+    tests, then transactional ones, holds: only tests that use no database move across it.
     """
     result = yield
-    system_first = [
-        item for item in items if item.get_closest_marker("system") and not _uses_database(item)
-    ]
-    chosen = set(system_first)
-    items[:] = system_first + [item for item in items if item not in chosen]
+    items[:] = sorted(items, key=_start_order)  # stable: pytest-django's order within a rank
     return result
 
 
-def _uses_database(item):
+def _start_order(item):
+    system = item.get_closest_marker("system") is not None
+    use = _database_use(item)
+    if use is None:
+        return 0 if system else 3
+    if use == "transactional":
+        return 1.5 if system else 2
+    return 1
+
+
+def _database_use(item):
+    """None, "database" or "transactional", as pytest-django tells them apart."""
     fixtures = set(item.fixturenames)
-    return bool(
-        item.get_closest_marker("django_db")
-        or fixtures & {"db", "transactional_db", "live_server", "django_db_reset_sequences"}
-    )
+    marker = item.get_closest_marker("django_db")
+    transactional = bool(
+        fixtures & {"transactional_db", "live_server", "django_db_reset_sequences"}
+    ) or bool(marker and (marker.kwargs.get("transaction") or marker.kwargs.get("reset_sequences")))
+    if transactional:
+        return "transactional"
+    if marker or "db" in fixtures:
+        return "database"
+    return None
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -24,7 +24,6 @@ from apps.observability.telemetry.rows import (
     DURATION_MAX,
     DURATION_SUM,
     FIRST_BUCKET,
-    KNOWN_METHODS,
     QUERIES,
     REQUESTS,
     ROW_WIDTH,
@@ -38,6 +37,7 @@ from apps.observability.telemetry.rows import (
     as_datetime,
     bucket_index,
     minute_start,
+    normalise_method,
     percentile_from_buckets,
 )
 from apps.observability.telemetry.writer import write_batch
@@ -51,10 +51,6 @@ SAMPLE_MESSAGE_LENGTH = 500
 PROJECT_DIRECTORIES = tuple(
     str(Path(settings.BASE_DIR) / name) + os.sep for name in ("apps", "project")
 )
-
-
-def normalise_method(method):
-    return method if method in KNOWN_METHODS else "OTHER"
 
 
 class Aggregator(WriteBuffer):

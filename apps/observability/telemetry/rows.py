@@ -95,6 +95,7 @@ def as_datetime(minute):
 
 
 def normalise_method(method):
+    """The method as telemetry labels it: one of KNOWN_METHODS, else "OTHER"."""
     return method if method in KNOWN_METHODS else "OTHER"
 
 
