@@ -246,38 +246,6 @@ def _exit_status_of(pid):
     return _exited[pid]
 
 
-def _spawned_child(request):
-    status = 1
-    try:
-        os.setsid()  # as subprocess.Popen(start_new_session=True): signalled as a group
-        null = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(null, 0)
-        os.close(null)
-        for fd, key in ((1, "log_path"), (2, "error_path")):
-            output = os.open(request[key], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-            os.dup2(output, fd)
-            os.close(output)
-        # Nothing of the helper's stays open for the program's lifetime (its answers pipe).
-        for descriptor in os.listdir("/proc/self/fd"):
-            if int(descriptor) > 2:
-                with contextlib.suppress(OSError):
-                    os.close(int(descriptor))
-        os.chdir(PROJECT_DIR)
-        os.environ.clear()
-        os.environ.update(request["environment"])
-        status = _run_as_interpreter(request["spawn"])
-    except BaseException:
-        import traceback
-
-        traceback.print_exc()
-    finally:
-        try:
-            sys.stdout.flush()
-            sys.stderr.flush()
-        finally:
-            os._exit(status)
-
-
 def _run_case(case, output_prefix):
     import signal
     import time
@@ -311,27 +279,42 @@ def _run_case(case, output_prefix):
 
 
 def _child(case, stdout_path, stderr_path):
+    # A case that times out is killed with whatever it started (the helper may have made the
+    # child its group's leader first).
+    with contextlib.suppress(PermissionError):
+        os.setpgid(0, 0)
+    _become(case["arguments"], case["environment"], stdout_path, stderr_path)
+
+
+def _spawned_child(request):
+    os.setsid()  # as subprocess.Popen(start_new_session=True): signalled as a group
+    _become(request["spawn"], request["environment"], request["log_path"], request["error_path"])
+
+
+def _become(arguments, environment, stdout_path, stderr_path):
+    """In a forked child: `python *arguments` with this environment and output, then exit."""
     status = 1
     try:
-        # A case that times out is killed with whatever it started (the helper may have made
-        # the child its group's leader first).
-        with contextlib.suppress(PermissionError):
-            os.setpgid(0, 0)
         null = os.open(os.devnull, os.O_RDONLY)
         os.dup2(null, 0)
         os.close(null)
         for fd, path in ((1, stdout_path), (2, stderr_path)):
-            output = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            output = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             os.dup2(output, fd)
             os.close(output)
+        # Nothing of the helper's stays open in the program (its answers pipe).
+        for descriptor in os.listdir("/proc/self/fd"):
+            if int(descriptor) > 2:
+                with contextlib.suppress(OSError):
+                    os.close(int(descriptor))
         os.chdir(PROJECT_DIR)
         os.environ.clear()
-        os.environ.update(case["environment"])
-        status = _run_as_interpreter(case["arguments"])
+        os.environ.update(environment)
+        status = _run_as_interpreter(arguments)
     except BaseException:
         import traceback
 
-        traceback.print_exc()  # to the case's stderr, or else the helper's
+        traceback.print_exc()  # to the program's stderr, or else the helper's
     finally:
         try:
             sys.stdout.flush()
