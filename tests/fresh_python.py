@@ -227,9 +227,15 @@ _exited = {}
 def _spawn(request):
     sys.stdout.flush()
     sys.stderr.flush()
+    # The answer waits for the child's own session: a test may signal its group at once.
+    in_session, session_made = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child never returns
-        _spawned_child(request)
+        os.close(in_session)
+        _spawned_child(request, session_made)
+    os.close(session_made)
+    os.read(in_session, 1)
+    os.close(in_session)
     return pid
 
 
@@ -286,8 +292,9 @@ def _child(case, stdout_path, stderr_path):
     _become(case["arguments"], case["environment"], stdout_path, stderr_path)
 
 
-def _spawned_child(request):
+def _spawned_child(request, session_made):
     os.setsid()  # as subprocess.Popen(start_new_session=True): signalled as a group
+    os.close(session_made)  # tells the helper
     _become(request["spawn"], request["environment"], request["log_path"], request["error_path"])
 
 
