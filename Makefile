@@ -7,7 +7,7 @@ PORT ?= 8000
 ADMIN_USERNAME ?= admin
 # pytest-xdist workers for `make test`: most tests wait on a subprocess (gunicorn, a browser, a
 # private PostgreSQL), so more workers than cores pays off; measured fastest on 2 cores.
-TEST_WORKERS ?= 3
+TEST_WORKERS ?= 4
 
 .DEFAULT_GOAL := help
 .PHONY: help run dev test lint fmt lock migrate admin seed clean stack
