@@ -29,7 +29,7 @@ $(BIN)/python:
 
 # Stamp files: reinstall only when the pinned requirements change. uv (pinned in
 # requirements/uv.txt, installed by the venv's pip) installs the same pins as pip, downloading in
-# parallel: seconds where pip takes most of a minute. It lists what it installed. Bytecode is
+# parallel, many times faster. It lists what it installed. Bytecode is
 # compiled at install, as pip does: otherwise the first processes to start (parallel test
 # workers, gunicorn workers) each compile the same modules.
 UV_INSTALL := $(BIN)/uv pip install --compile-bytecode --python $(BIN)/python
