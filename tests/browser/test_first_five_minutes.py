@@ -4,9 +4,9 @@ landing page, the API root, every ops page and a slow request's detail, each wit
 and nothing wider than a 1280 px window.
 
 One server for the module (tests/demo_service.py) on a SQLite file of its own, as `make run`
-serves: the module is `backend_independent`, run in CI's SQLite pass only. The ops pages on
-PostgreSQL are drawn and measured against the same window by tests/browser/test_ops_dashboards.py
-on the PostgreSQL pass.
+serves: the module is `backend_independent`, run in CI's SQLite pass only. The ops pages that
+differ by database, the database pages, are measured against the same window on PostgreSQL by
+tests/browser/test_ops_dashboards.py.
 """
 
 import pytest
