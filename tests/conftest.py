@@ -36,8 +36,8 @@ def own_cache_keys_deleted_at_the_end():
 @pytest.hookimpl(wrapper=True)
 def pytest_collection_modifyitems(config, items):
     """Once pytest-django has put the database tests first and the transactional ones next, the
-    tests that start processes move to the front of their group: those that use no database to
-    the very front, the transactional ones (a live server and a browser) to the front of theirs.
+    tests that start processes (or are marked long_running) move to the front of their group:
+    those that use no database to the very front, the others to the front of theirs.
 
     `make test` runs the modules in parallel (pytest-xdist, --dist loadfile: a module's tests run
     on one worker, which sets its module-wide fixture up once: a private PostgreSQL, a migrated
@@ -51,13 +51,13 @@ def pytest_collection_modifyitems(config, items):
 
 
 def _start_order(item):
-    system = item.get_closest_marker("system") is not None
+    slow = any(item.get_closest_marker(name) for name in ("system", "long_running"))
     use = _database_use(item)
     if use is None:
-        return 0 if system else 3
+        return 0 if slow else 3
     if use == "transactional":
-        return 1.5 if system else 2
-    return 1
+        return 1.5 if slow else 2
+    return 0.5 if slow else 1
 
 
 def _database_use(item):

@@ -1,9 +1,12 @@
-"""Browser tests: the real Chromium of the machine (Debian's /usr/bin/chromium), driven by
-Playwright's Python package against pytest-django's live server.
+"""Browser tests: the real Chromium of the machine, driven by Playwright's Python package against
+pytest-django's live server.
 
-Playwright never downloads a browser here: it launches the system Chromium by path. Without it
-these tests skip with the command that installs it, unless REQUIRE_BROWSER=1 (set by .ci/run),
-where a missing browser fails the run instead.
+Playwright never downloads a browser here: it launches Debian's Chromium by path, its headless
+shell (package chromium-headless-shell: the same Blink and V8 without the desktop browser around
+them, which is what Playwright itself runs for headless Chromium) when installed, else
+/usr/bin/chromium. The shell renders these pages for far less CPU than the full browser.
+Without either, these tests skip with the command that installs it, unless REQUIRE_BROWSER=1 (set
+by .ci/run), where a missing browser fails the run instead.
 
 One Chromium serves all the tests of a module (launching it costs more than most tests); each
 test gets a browser context of its own, so no cookie, storage or cache is shared.
@@ -28,9 +31,14 @@ from urllib.parse import urlsplit
 
 import pytest
 
-CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
+HEADLESS_SHELL = Path("/usr/bin/chromium-headless-shell")
+CHROMIUM = Path(
+    os.environ.get("CHROMIUM_PATH")
+    or (HEADLESS_SHELL if HEADLESS_SHELL.exists() else "/usr/bin/chromium")
+)
 CHROMIUM_ARGUMENTS = [
-    "--headless=new",
+    # The full browser's own headless mode; the shell is headless whatever it is told.
+    *(["--headless=new"] if CHROMIUM.name == "chromium" else []),
     "--no-sandbox",  # root in CI containers
     "--disable-gpu",
     "--disable-dev-shm-usage",
@@ -96,7 +104,7 @@ def chromium_path():
     if not CHROMIUM.exists():
         _unavailable(
             f"Chromium not found at {CHROMIUM}: install it with "
-            "`apt-get update && apt-get install -y chromium`"
+            "`apt-get update && apt-get install -y chromium-headless-shell`"
         )
     try:
         import playwright.sync_api  # noqa: F401

@@ -86,6 +86,7 @@ def connections_kept_open():
 @pytest.mark.skipif(
     connection.vendor != "postgresql", reason="runs in the PostgreSQL pass (DATABASE_URL set)"
 )
+@pytest.mark.long_running
 @pytest.mark.usefixtures("connections_kept_open")
 @pytest.mark.allow_nplusone(reason="hundreds of requests in one body, each querying alike")
 @pytest.mark.parametrize("mode", ["positive", "negative"])
