@@ -22,10 +22,15 @@ help:
 	@echo "make fmt    format and auto-fix with ruff"
 	@echo "make lock   recompile the pinned requirements/*.txt from requirements/*.in"
 
+# The venv starts without pip (ensurepip is the slowest part of creating it): this Python's pip
+# installs uv into it, or, where this Python has no pip, the venv's own pip does. uv installs the
+# rest (dev.txt pins pip, which pip-tools needs for `make lock`).
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required, found " + sys.version.split()[0])'
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements/uv.txt
+	$(PYTHON) -m venv --without-pip $(VENV)
+	$(PYTHON) -m pip --python $(BIN)/python install --quiet --disable-pip-version-check -r requirements/uv.txt \
+	  || { $(BIN)/python -m ensurepip --default-pip >/dev/null \
+	       && $(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements/uv.txt; }
 
 # Stamp files: reinstall only when the pinned requirements change. uv (pinned in
 # requirements/uv.txt, installed by the venv's pip) installs the same pins as pip, downloading in
