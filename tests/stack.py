@@ -470,21 +470,24 @@ class Stack:
         self.load_balancer_port = free_port()
         self.load_balancer_stats_port = free_port()
         self.environment = self._service_environment()
-        self._prepare_database()
         self.instances = [
             WebInstance(f"web{number}", self.environment, self.directory / f"web{number}.log")
             for number in range(1, self.instance_count + 1)
         ]
-        for instance in self.instances:
-            self._exit.callback(instance.stop)
-        with ThreadPoolExecutor(len(self.instances)) as starting:
-            list(starting.map(WebInstance.start, self.instances))
-        self._start_load_balancer()
+        # Monitoring first, as soon as every address is known: Prometheus hands its first targets
+        # to the scrapers only seconds after it starts, time the database and the instances
+        # below then take instead of adding to.
         self.alert_receiver = AlertReceiver(self.directory / "alerts.jsonl")
         self.alert_receiver.start()
         self._exit.callback(self.alert_receiver.stop)
         self._start_alertmanager()
         self._start_prometheus()
+        self._prepare_database()
+        for instance in self.instances:
+            self._exit.callback(instance.stop)
+        with ThreadPoolExecutor(len(self.instances)) as starting:
+            list(starting.map(WebInstance.start, self.instances))
+        self._start_load_balancer()
 
     def _service_environment(self):
         load_balancer = f"127.0.0.1:{self.load_balancer_port}"
