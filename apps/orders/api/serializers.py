@@ -1,5 +1,8 @@
+from django.conf import settings
 from django.db.models import Value
 from django.db.models.functions import Lower
+from django.utils import timezone
+from django.utils.functional import cached_property
 from rest_framework import serializers
 
 from apps.orders.models import MONEY, Customer, Order, OrderLine, Product
@@ -9,7 +12,6 @@ MAX_QUANTITY = 1_000_000
 MAX_STOCK = 2_147_483_647
 MAX_LINES = 100
 MONEY_FORMAT = serializers.DecimalField(**MONEY)
-TIME_FORMAT = serializers.DateTimeField()
 
 
 class OrganizationScopedSerializer(serializers.ModelSerializer):
@@ -130,8 +132,16 @@ class OrderListSerializer(serializers.ModelSerializer):
             "currency": order.currency,
             "total": MONEY_FORMAT.to_representation(order.total),
             "line_count": order.line_count,
-            "created_at": TIME_FORMAT.to_representation(order.created_at),
+            "created_at": self._time_format.to_representation(order.created_at),
         }
+
+    @cached_property
+    def _time_format(self):
+        # DRF's field looks the current time zone up for every value; it cannot change while one
+        # page renders, so it is looked up once per page (a serializer serves one request).
+        return serializers.DateTimeField(
+            default_timezone=timezone.get_current_timezone() if settings.USE_TZ else None
+        )
 
 
 class OrderLineInputSerializer(serializers.Serializer):
