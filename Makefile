@@ -33,7 +33,7 @@ $(BIN)/python:
 	       && $(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements/uv.txt; }
 
 # Stamp files: reinstall only when the pinned requirements change. uv (pinned in
-# requirements/uv.txt, installed by the venv's pip) installs the same pins as pip, downloading in
+# requirements/uv.txt, installed as above) installs the same pins as pip, downloading in
 # parallel, many times faster. It lists what it installed. Bytecode is
 # compiled at install, as pip does: otherwise the first processes to start (parallel test
 # workers, gunicorn workers) each compile the same modules.

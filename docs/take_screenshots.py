@@ -5,8 +5,8 @@ it, `manage.py demo_traffic` against it, then the ops pages in headless Chromium
     .venv/bin/python docs/take_screenshots.py --database-url postgres://postgres@127.0.0.1:5432/x
 
 A PostgreSQL database (empty; created beforehand with createdb) shows the database page's
-PostgreSQL sections. Needs Chromium at /usr/bin/chromium (or CHROMIUM_PATH) and the dev
-requirements (Playwright).
+PostgreSQL sections. Needs Debian's Chromium (its headless shell, else /usr/bin/chromium, or
+CHROMIUM_PATH: as tests/browser/conftest.py chooses) and the dev requirements (Playwright).
 """
 
 import argparse
