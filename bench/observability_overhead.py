@@ -4,7 +4,8 @@ Six servers run side by side (gunicorn.conf.py, DJANGO_ENV=production, 2 workers
 project's default GUNICORN_THREADS):
 
     bare                    no request context/logging, Prometheus, telemetry, nor profiling
-                            (silk, query inspector); Django's database backends
+                            (silk, query inspector); the project's database backends
+                            without Prometheus' query counting
     prometheus              bare + the Prometheus request middleware and database backend
                             (apps/observability/metrics/middleware.py, db_backends)
     telemetry               bare + TelemetryMiddleware (aggregator, flusher thread)
@@ -98,9 +99,15 @@ if VARIANT == "observability":
 elif VARIANT != "full":
     MIDDLEWARE = [entry for entry in MIDDLEWARE if part_of(entry) in (None, VARIANT)]
 if VARIANT not in ("prometheus", "observability", "full"):
-    # Django's own backend instead of the one counting queries for Prometheus.
+    # The backend the Prometheus one builds on (the project's on PostgreSQL, Django's on SQLite),
+    # without counting queries.
     for database in DATABASES.values():
-        database["ENGINE"] = "django.db.backends." + database["ENGINE"].rsplit(".", 1)[1]
+        vendor = database["ENGINE"].rsplit(".", 1)[1]
+        database["ENGINE"] = (
+            "apps.common.db_backends.postgresql"
+            if vendor == "postgresql"
+            else "django.db.backends." + vendor
+        )
 """
 URLS_MODULE = """
 from bench.bench_urls import urlpatterns as bench_urlpatterns

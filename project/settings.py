@@ -194,8 +194,9 @@ DB_REPLICA_CHECK_SECONDS = env.float(
     "DB_REPLICA_CHECK_SECONDS", default=1.0, minimum=0.1, maximum=60
 )
 SQLITE_BUSY_TIMEOUT_MS = 5000
-# django-prometheus' subclasses of the same backends count queries, errors and connections;
-# apps/observability/db_backends builds their cursor class once, not on every connect.
+# django-prometheus' subclasses of the backends count queries, errors and connections;
+# apps/observability/metrics/db_backends builds their cursor class once, not on every connect,
+# and its PostgreSQL backend is the project's (apps/common/db_backends: breakers, timestamps).
 PROMETHEUS_DATABASE_ENGINES = {
     "django.db.backends.sqlite3": "apps.observability.metrics.db_backends.sqlite3",
     "django.db.backends.postgresql": "apps.observability.metrics.db_backends.postgresql",
