@@ -1,3 +1,6 @@
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
 import pytest
 from django.utils import timezone
 from rest_framework import serializers
@@ -43,3 +46,24 @@ def test_an_order_list_row_renders_times_in_the_current_time_zone_as_model_seria
 
     assert [row["created_at"] for row in rendered] == [row["created_at"] for row in generic]
     assert all(row["created_at"].endswith(("+12:45", "+13:45")) for row in rendered)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("total", ["12.5", "3", "0.125", "1E+3", "-0.50", "12.50"])
+def test_an_order_list_row_writes_any_total_as_model_serializer_does(orders, total):
+    orders[0].total = Decimal(total)
+
+    rendered, generic = rendered_and_generic(orders)
+
+    assert [row["total"] for row in rendered] == [row["total"] for row in generic]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("zone", ["UTC", "Etc/UTC", "Europe/Paris"])
+def test_an_order_list_row_writes_times_of_any_zone_as_model_serializer_does(orders, zone):
+    orders[0].created_at = orders[0].created_at.astimezone(ZoneInfo("Asia/Kathmandu"))
+
+    with timezone.override(zone):
+        rendered, generic = rendered_and_generic(orders)
+
+    assert [row["created_at"] for row in rendered] == [row["created_at"] for row in generic]

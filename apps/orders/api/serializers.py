@@ -1,9 +1,13 @@
+import datetime as dt
+from decimal import Decimal
+
 from django.conf import settings
 from django.db.models import Value
 from django.db.models.functions import Lower
 from django.utils import timezone
 from django.utils.functional import cached_property
-from rest_framework import serializers
+from rest_framework import ISO_8601, serializers
+from rest_framework.settings import api_settings
 
 from apps.orders.models import MONEY, Customer, Order, OrderLine, Product
 
@@ -11,7 +15,27 @@ MAX_ID = 2**63 - 1
 MAX_QUANTITY = 1_000_000
 MAX_STOCK = 2_147_483_647
 MAX_LINES = 100
-MONEY_FORMAT = serializers.DecimalField(**MONEY)
+
+
+class MoneyField(serializers.DecimalField):
+    """DRF's DecimalField, not quantizing again an amount that has the field's decimal places
+    already, as every amount read from the database has (its column's scale)."""
+
+    def to_representation(self, value):
+        places = self.decimal_places
+        if (
+            isinstance(value, Decimal)
+            and places
+            and getattr(self, "coerce_to_string", api_settings.COERCE_DECIMAL_TO_STRING)
+            and not self.localize
+        ):
+            text = str(value)
+            if text[-places - 1 : -places] == "." and "E" not in text:
+                return text
+        return super().to_representation(value)
+
+
+MONEY_FORMAT = MoneyField(**MONEY)
 
 
 class OrganizationScopedSerializer(serializers.ModelSerializer):
@@ -99,6 +123,26 @@ class OrderSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class UTCDateTimeField(serializers.DateTimeField):
+    """DRF's DateTimeField in ISO 8601; when it renders in UTC, a time already in UTC (every time
+    read from the database) is written without converting it to the same zone again."""
+
+    def to_representation(self, value):
+        if (
+            isinstance(value, dt.datetime)
+            and value.tzinfo is dt.UTC
+            and self._renders_utc
+            and getattr(self, "format", api_settings.DATETIME_FORMAT) == ISO_8601
+        ):
+            return value.isoformat()[:-6] + "Z"
+        return super().to_representation(value)
+
+    @cached_property
+    def _renders_utc(self):
+        zone = getattr(self, "timezone", None) or self.default_timezone()
+        return zone is dt.UTC or getattr(zone, "key", None) in ("UTC", "Etc/UTC")
+
+
 class OrderListSerializer(serializers.ModelSerializer):
     """A list row: the order with its customer summary and line count, without the lines."""
 
@@ -139,7 +183,7 @@ class OrderListSerializer(serializers.ModelSerializer):
     def _time_format(self):
         # DRF's field looks the current time zone up for every value; it cannot change while one
         # page renders, so it is looked up once per page (a serializer serves one request).
-        return serializers.DateTimeField(
+        return UTCDateTimeField(
             default_timezone=timezone.get_current_timezone() if settings.USE_TZ else None
         )
 
