@@ -316,3 +316,36 @@ def test_postgresql_connections_are_exported_against_max_connections(client):
     in_use = sample_value(text, "orders_postgres_connections", alias="default")
     usable = sample_value(text, "orders_postgres_max_connections", alias="default")
     assert 1 <= in_use <= usable
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the PostgreSQL pool")
+@override_settings(DB_POOL_TIMEOUT=60, DB_POOL_OUTAGE_TIMEOUT=0.2)
+def test_a_failed_checkout_from_the_pool_counts_as_a_failed_connection(client):
+    import psycopg
+    from django.db.utils import load_backend
+
+    from apps.common import breakers
+    from tests.processes import free_port
+
+    alias = "refused_metrics_test"
+    settings_dict = {
+        **connection.settings_dict,
+        "HOST": "127.0.0.1",
+        "PORT": str(free_port()),
+        "OPTIONS": {
+            **connection.settings_dict["OPTIONS"],
+            "pool": {"min_size": 0, "max_size": 1, "reconnect_timeout": 1},
+        },
+    }
+    wrapper = load_backend(settings_dict["ENGINE"]).DatabaseWrapper(settings_dict, alias)
+    before = scrape(client)
+    try:
+        with pytest.raises(psycopg.OperationalError):
+            wrapper.get_new_connection(wrapper.get_connection_params())
+    finally:
+        wrapper.close_pool()
+        breakers.reset_breakers()
+    after = scrape(client)
+
+    labels = {"alias": alias, "vendor": "postgresql"}
+    assert change_between(before, after, **labels)("django_db_new_connection_errors_total") == 1

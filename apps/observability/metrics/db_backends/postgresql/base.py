@@ -8,6 +8,10 @@ from apps.observability.metrics.db_backends import cursor_wrapper_class
 class DatabaseWrapper(DatabaseWrapperMixin, project_base.DatabaseWrapper):
     """The project's PostgreSQL backend, counting connections and queries as django-prometheus'
     PostgreSQL backend does (its cursor class built once, apps.observability.metrics.db_backends).
+
+    With the pool, a connection is a checkout: `django_db_new_connections_total` counts checkouts
+    and `django_db_new_connection_errors_total` the failed ones, which the connection-errors alert
+    reads.
     """
 
     def get_connection_params(self):
@@ -16,13 +20,6 @@ class DatabaseWrapper(DatabaseWrapperMixin, project_base.DatabaseWrapper):
             params["cursor_factory"], self.alias, self.vendor
         )
         return params
-
-    def get_new_connection(self, conn_params):
-        if self.pool:
-            # A checkout from the pool, not a new server connection: django-prometheus' counters
-            # of new connections are left to connections made without the pool.
-            return project_base.DatabaseWrapper.get_new_connection(self, conn_params)
-        return super().get_new_connection(conn_params)
 
     def create_cursor(self, name=None):
         # psycopg creates the counting cursors (cursor_factory above); the mixin's create_cursor
