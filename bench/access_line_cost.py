@@ -43,14 +43,13 @@ adds when the table has fewer.
 import argparse
 import io
 import os
-import re
-import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from valgrind_count import instructions, require_valgrind
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 OBSERVABILITY_PARTS = {
@@ -225,33 +224,18 @@ def profile(handler, path, calls):
 
 def instructions_of(variant, view, calls, unclosed):
     """Instructions valgrind counts for a process serving WARM_UP_CALLS + `calls` requests."""
-    completed = subprocess.run(
+    return instructions(
         [
-            *("valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null"),
             *(sys.executable, __file__, "--serve", variant, "--view", view, "--calls", str(calls)),
             *(["--unclosed"] if unclosed else []),
         ],
         cwd=BASE_DIR,
-        # A fixed hash seed: the same dict layouts, so the same count from run to run.
-        env={
-            **os.environ,
-            "SILK_SAMPLE_PERCENT": "0",
-            "NPLUSONE_SAMPLE_RATE": "0",
-            "PYTHONHASHSEED": "0",
-        },
-        capture_output=True,
-        text=True,
-        check=True,
+        env={**os.environ, "SILK_SAMPLE_PERCENT": "0", "NPLUSONE_SAMPLE_RATE": "0"},
     )
-    found = re.search(r"I\s+refs:\s+([\d,]+)", completed.stderr)
-    if found is None:
-        raise RuntimeError(f"no instruction count from valgrind:\n{completed.stderr[-2000:]}")
-    return int(found.group(1).replace(",", ""))
 
 
 def count_instructions(view, calls, variants, unclosed):
-    if shutil.which("valgrind") is None:
-        raise SystemExit("--instructions needs valgrind (apt-get install -y valgrind)")
+    require_valgrind()
     counted = "before the response is closed" if unclosed else "including the work after it"
     print(
         f"GET /bench/{view}: instructions per request ({calls} requests after a warm-up), {counted}"

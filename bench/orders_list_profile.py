@@ -3,6 +3,7 @@ with the SQL queries and Redis round trips of one request, and microseconds per 
 
     .venv/bin/python bench/orders_list_profile.py [--rounds 15] [--calls 100]
     .venv/bin/python bench/orders_list_profile.py --profile api|plain [--calls 2000]
+    .venv/bin/python bench/orders_list_profile.py --instructions [--calls 100]
 
 The same database and settings as bench/orders_list.py (BENCH_DATABASE_URL, seeded on first use;
 REDIS_URL as set in the environment, the production settings otherwise), one WSGI handler, the
@@ -10,7 +11,10 @@ views called in turn round after round so that a busy machine slows both alike. 
 and round trips per request (counted on one warm request, then checked equal over `--calls`), the
 median microseconds of this process's CPU and of wall time per request of each
 view, and their ratios plain / API. `--profile` runs
-cProfile over one view instead and prints the top functions.
+cProfile over one view instead and prints the top functions. `--instructions` counts the CPU
+instructions per request of each view under valgrind (a process serving the warm-up and `--calls`
+requests, less one serving the warm-up alone; a few minutes): the same figure from run to run
+whatever else the machine does, where times on a shared VM vary by tens of percent.
 """
 
 import argparse
@@ -26,8 +30,10 @@ sys.path.insert(0, str(BASE_DIR))
 sys.path.insert(0, str(BASE_DIR / "bench"))
 
 from orders_common import prepare_demo  # noqa: E402
+from valgrind_count import instructions, require_valgrind  # noqa: E402
 
 VIEWS = {"api": ("/api/v1/orders/", "page_size=50"), "plain": ("/bench/plain-orders/", "")}
+WARM_UP_CALLS = 50
 
 
 def environ_for(view, key):
@@ -101,8 +107,14 @@ def main():
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--calls", type=int, default=100, help="per view and round")
     parser.add_argument("--profile", choices=VIEWS)
+    parser.add_argument("--instructions", action="store_true")
+    # Internal, for --instructions: serve the warm-up and --calls requests of one view, quietly.
+    parser.add_argument("--serve", choices=VIEWS, help=argparse.SUPPRESS)
     parser.add_argument("--verbose", "-v", action="count", default=0, help="print the distinct SQL")
     options = parser.parse_args()
+    if options.instructions:
+        count_instructions(options.calls)
+        return
 
     _, environment, key = prepare_demo()
     os.environ.update(environment)
@@ -119,9 +131,13 @@ def main():
 
     logging.disable(logging.CRITICAL)
     handler = WSGIHandler()
+    if options.serve:
+        for _ in range(WARM_UP_CALLS + options.calls):
+            call(handler, options.serve, key)
+        return
     counters = Counters()
     for view in VIEWS:
-        for _ in range(50):
+        for _ in range(WARM_UP_CALLS):
             call(handler, view, key)
     print(f"load average {os.getloadavg()[0]:.2f}; REDIS_URL {os.environ.get('REDIS_URL') or '-'}")
     for view in VIEWS:
@@ -170,6 +186,23 @@ def main():
         f"wall {medians['plain', 'wall'] / medians['api', 'wall']:.2f}"
     )
     print(f"load average after {os.getloadavg()[0]:.2f}")
+
+
+def count_instructions(calls):
+    require_valgrind()
+    prepare_demo()  # seeded before valgrind runs, not inside it
+    print(f"instructions per request ({calls} requests after {WARM_UP_CALLS} of warm-up)")
+    counts = {}
+    for view in VIEWS:
+        served = [
+            instructions(
+                [sys.executable, __file__, "--serve", view, "--calls", str(count)], cwd=BASE_DIR
+            )
+            for count in (calls, 0)
+        ]
+        counts[view] = (served[0] - served[1]) / calls
+        print(f"  {view:<5} {counts[view]:>13,.0f}", flush=True)
+    print(f"plain / API per request: instructions {counts['plain'] / counts['api']:.3f}")
 
 
 if __name__ == "__main__":

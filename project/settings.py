@@ -120,7 +120,7 @@ MIDDLEWARE = [
     "apps.observability.telemetry.middleware.TelemetryMiddleware",
     # Content-Security-Policy on what views answer (static files, probes and scrapes need none);
     # before every view and template, which read the request's nonce from it.
-    "csp.middleware.CSPMiddleware",
+    "apps.common.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     # Validates Host against ALLOWED_HOSTS and appends slashes.
     "django.middleware.common.CommonMiddleware",
@@ -654,7 +654,7 @@ if SILK_ENABLED:
     # silk's pages need a few inline handlers and styles the site's policy refuses: allowed by
     # hash on /silk/ only. Inside CSPMiddleware, which writes the header on the way out.
     MIDDLEWARE.insert(
-        MIDDLEWARE.index("csp.middleware.CSPMiddleware") + 1,
+        MIDDLEWARE.index("apps.common.middleware.CSPMiddleware") + 1,
         "apps.profiling.silk_csp.SilkContentSecurityPolicyMiddleware",
     )
 

@@ -108,3 +108,77 @@ def test_without_csp_report_uri_violations_are_reported_nowhere():
     assert result.returncode == 0, result.stderr
     assert "default-src 'self'" in result.stdout
     assert "report-uri" not in result.stdout
+
+
+def responses_of_both_middlewares(request_factory, view_response, path="/api/v1/ping/"):
+    """The response of the project's CSPMiddleware and of django-csp's own for the same request."""
+    from csp.middleware import CSPMiddleware as DjangoCSPMiddleware
+
+    from apps.common.middleware import CSPMiddleware
+
+    return [
+        middleware(lambda request: view_response())(request_factory.get(path))
+        for middleware in (CSPMiddleware, DjangoCSPMiddleware)
+    ]
+
+
+def test_a_response_without_a_nonce_gets_the_headers_django_csp_writes(rf):
+    from django.http import JsonResponse
+
+    ours, django_csps = responses_of_both_middlewares(rf, lambda: JsonResponse({}))
+
+    assert ours["Content-Security-Policy"] == django_csps["Content-Security-Policy"]
+    assert "Content-Security-Policy-Report-Only" not in ours
+
+
+def test_the_policy_follows_a_change_of_the_settings(rf, settings):
+    from django.http import JsonResponse
+
+    settings.CONTENT_SECURITY_POLICY = {"DIRECTIVES": {"default-src": ["'none'"]}}
+    settings.CONTENT_SECURITY_POLICY_REPORT_ONLY = {"DIRECTIVES": {"img-src": ["'self'"]}}
+
+    ours, django_csps = responses_of_both_middlewares(rf, lambda: JsonResponse({}))
+
+    assert ours["Content-Security-Policy"] == "default-src 'none'"
+    assert "img-src 'self'" in ours["Content-Security-Policy-Report-Only"]
+    assert ours.headers == django_csps.headers
+
+
+def test_excluded_url_prefixes_are_left_without_the_header(rf, settings):
+    from django.http import JsonResponse
+
+    settings.CONTENT_SECURITY_POLICY = {
+        **settings.CONTENT_SECURITY_POLICY,
+        "EXCLUDE_URL_PREFIXES": ["/api/"],
+    }
+
+    ours, django_csps = responses_of_both_middlewares(rf, lambda: JsonResponse({}))
+
+    assert "Content-Security-Policy" not in ours
+    assert ours.headers == django_csps.headers
+
+
+def test_a_view_with_a_policy_of_its_own_keeps_it(rf):
+    from csp.decorators import csp_update
+    from django.http import JsonResponse
+
+    @csp_update({"img-src": ["https://images.example.com"]})
+    def view(request):
+        return JsonResponse({})
+
+    ours, _ = responses_of_both_middlewares(rf, lambda: view(None))
+
+    assert "https://images.example.com" in directives(ours)["img-src"]
+
+
+def test_the_nonce_cannot_be_read_once_the_header_is_written(rf):
+    from csp.exceptions import CSPNonceError
+    from django.http import JsonResponse
+
+    from apps.common.middleware import CSPMiddleware
+
+    request = rf.get("/api/v1/ping/")
+    CSPMiddleware(lambda request: JsonResponse({}))(request)
+
+    with pytest.raises(CSPNonceError):
+        str(request.csp_nonce)
