@@ -5,7 +5,7 @@ running the same query, in the same run. Figures are printed, never judged.
 
 The client is wrk (bench/wrk_load.py), so that the load takes little of the CPU the server needs.
 The two views alternate, round after round; printed per round: requests/s, the server's CPU per
-request, latency, the server's and wrk's share of the machine; then the medians of the per-round
+request (and of it, the time in the kernel: system calls), latency, the server's and wrk's share of the machine; then the medians of the per-round
 ratios API / plain of requests/s and of server CPU per request (plain / API: what the API would
 reach against the plain view when the CPU is the limit, whatever else runs on the machine).
 
@@ -74,7 +74,8 @@ def main():
                 cpu_per_request[name].append(result["cpu_ms_per_request"])
                 print(
                     f"  round {number} {name:<5} {result['rps']:7.1f} req/s, "
-                    f"{result['cpu_ms_per_request']:5.2f} server CPU ms/req, p50 "
+                    f"{result['cpu_ms_per_request']:5.2f} server CPU ms/req "
+                    f"({result['kernel_ms_per_request']:4.2f} in the kernel), p50 "
                     f"{result['p50']:6.1f} ms, p95 {result['p95']:6.1f} ms, server CPU "
                     f"{result['server_cpu']:.0%}, wrk CPU {result['client_cpu']:.0%}, "
                     f"others {result['others']:.0%}",

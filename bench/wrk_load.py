@@ -65,8 +65,9 @@ def run_wrk(url, connections, duration, script="", threads=1, timeout=10):
     }
 
 
-def process_group_cpu_seconds(group):
-    """CPU time used so far by the processes of one process group (the gunicorn server)."""
+def process_group_cpu_seconds(group, kernel_only=False):
+    """CPU time used so far by the processes of one process group (the gunicorn server): user and
+    system time, or with `kernel_only` system time alone (system calls: sockets, files)."""
     ticks = 0
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
@@ -77,7 +78,7 @@ def process_group_cpu_seconds(group):
             continue
         fields = stat[stat.rindex(")") + 2 :].split()  # fields after "pid (comm)"
         if int(fields[2]) == group:
-            ticks += int(fields[11]) + int(fields[12])  # utime + stime
+            ticks += (0 if kernel_only else int(fields[11])) + int(fields[12])  # utime, stime
     return ticks / CLOCK_TICKS
 
 
@@ -106,15 +107,18 @@ def measure(load, server_group, *arguments, **keywords):
         machine_busy_seconds(),
         process_group_cpu_seconds(server_group),
         client_cpu_seconds(),
+        process_group_cpu_seconds(server_group, kernel_only=True),
     )
     result = load(*arguments, **keywords)
     elapsed = time.monotonic() - before[0]
     busy = machine_busy_seconds() - before[1]
     server = process_group_cpu_seconds(server_group) - before[2]
     client = client_cpu_seconds() - before[3]
+    kernel = process_group_cpu_seconds(server_group, kernel_only=True) - before[4]
     capacity = elapsed * (os.cpu_count() or 1)
     result["rps"] = result["requests"] / result["seconds"]
     result["cpu_ms_per_request"] = 1000 * server / max(result["requests"], 1)
+    result["kernel_ms_per_request"] = 1000 * kernel / max(result["requests"], 1)
     result["server_cpu"] = server / capacity
     result["client_cpu"] = client / capacity
     result["others"] = max(0.0, busy - server - client) / capacity
