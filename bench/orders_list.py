@@ -5,9 +5,10 @@ running the same query, in the same run. Figures are printed, never judged.
 
 The client is wrk (bench/wrk_load.py), so that the load takes little of the CPU the server needs.
 The two views alternate, round after round; printed per round: requests/s, the server's CPU per
-request (and of it, the time in the kernel: system calls), latency, the server's and wrk's share of the machine; then the medians of the per-round
-ratios API / plain of requests/s and of server CPU per request (plain / API: what the API would
-reach against the plain view when the CPU is the limit, whatever else runs on the machine).
+request (and of it, the time in the kernel: system calls), latency, the server's and wrk's share
+of the machine; then the medians of the per-round ratios API / plain of requests/s and of server
+CPU per request (plain / API: what the API would reach against the plain view when the CPU is
+the limit, whatever else runs on the machine).
 
 Database: BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/orders_bench_list),
 created and seeded (seed_demo, 5000 orders) on first use. Load stays on 127.0.0.1.
