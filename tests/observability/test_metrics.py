@@ -1,16 +1,20 @@
 """/metrics: protected, answered for the pod IP, and carrying django-prometheus and our metrics."""
 
+import psycopg
 import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import DatabaseError, connection, transaction
+from django.db.utils import load_backend
 from django.test import Client, override_settings
 from django.urls import include, path
 from prometheus_client.parser import text_string_to_metric_families
 
+from apps.common import breakers
 from apps.observability.metrics import registry as metrics
 from apps.observability.metrics.db_backends import cursor_wrapper_class
 from tests.observability.conftest import bearer, grant_ops_permission
+from tests.processes import free_port
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("metrics_token")]
 
@@ -321,12 +325,6 @@ def test_postgresql_connections_are_exported_against_max_connections(client):
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="the PostgreSQL pool")
 @override_settings(DB_POOL_TIMEOUT=60, DB_POOL_OUTAGE_TIMEOUT=0.2)
 def test_a_failed_checkout_from_the_pool_counts_as_a_failed_connection(client):
-    import psycopg
-    from django.db.utils import load_backend
-
-    from apps.common import breakers
-    from tests.processes import free_port
-
     alias = "refused_metrics_test"
     settings_dict = {
         **connection.settings_dict,

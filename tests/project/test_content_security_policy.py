@@ -6,8 +6,13 @@ working under it in a real browser."""
 import re
 
 import pytest
+from csp.decorators import csp_update
+from csp.exceptions import CSPNonceError
+from csp.middleware import CSPMiddleware as DjangoCSPMiddleware
 from django.contrib.auth import get_user_model
+from django.http import JsonResponse
 
+from apps.common.middleware import CSPMiddleware
 from apps.profiling.silk_csp import source_hash
 from tests.processes import project_environment, run_python
 
@@ -112,10 +117,6 @@ def test_without_csp_report_uri_violations_are_reported_nowhere():
 
 def responses_of_both_middlewares(request_factory, view_response, path="/api/v1/ping/"):
     """The response of the project's CSPMiddleware and of django-csp's own for the same request."""
-    from csp.middleware import CSPMiddleware as DjangoCSPMiddleware
-
-    from apps.common.middleware import CSPMiddleware
-
     return [
         middleware(lambda request: view_response())(request_factory.get(path))
         for middleware in (CSPMiddleware, DjangoCSPMiddleware)
@@ -123,8 +124,6 @@ def responses_of_both_middlewares(request_factory, view_response, path="/api/v1/
 
 
 def test_a_response_without_a_nonce_gets_the_headers_django_csp_writes(rf):
-    from django.http import JsonResponse
-
     ours, django_csps = responses_of_both_middlewares(rf, lambda: JsonResponse({}))
 
     assert ours["Content-Security-Policy"] == django_csps["Content-Security-Policy"]
@@ -132,8 +131,6 @@ def test_a_response_without_a_nonce_gets_the_headers_django_csp_writes(rf):
 
 
 def test_the_policy_follows_a_change_of_the_settings(rf, settings):
-    from django.http import JsonResponse
-
     settings.CONTENT_SECURITY_POLICY = {"DIRECTIVES": {"default-src": ["'none'"]}}
     settings.CONTENT_SECURITY_POLICY_REPORT_ONLY = {"DIRECTIVES": {"img-src": ["'self'"]}}
 
@@ -145,8 +142,6 @@ def test_the_policy_follows_a_change_of_the_settings(rf, settings):
 
 
 def test_excluded_url_prefixes_are_left_without_the_header(rf, settings):
-    from django.http import JsonResponse
-
     settings.CONTENT_SECURITY_POLICY = {
         **settings.CONTENT_SECURITY_POLICY,
         "EXCLUDE_URL_PREFIXES": ["/api/"],
@@ -159,9 +154,6 @@ def test_excluded_url_prefixes_are_left_without_the_header(rf, settings):
 
 
 def test_a_view_with_a_policy_of_its_own_keeps_it(rf):
-    from csp.decorators import csp_update
-    from django.http import JsonResponse
-
     @csp_update({"img-src": ["https://images.example.com"]})
     def view(request):
         return JsonResponse({})
@@ -172,11 +164,6 @@ def test_a_view_with_a_policy_of_its_own_keeps_it(rf):
 
 
 def test_the_nonce_cannot_be_read_once_the_header_is_written(rf):
-    from csp.exceptions import CSPNonceError
-    from django.http import JsonResponse
-
-    from apps.common.middleware import CSPMiddleware
-
     request = rf.get("/api/v1/ping/")
     CSPMiddleware(lambda request: JsonResponse({}))(request)
 
