@@ -7,19 +7,28 @@ get_connection_params, which Django calls on every connect, so with the connecti
 much as the whole Prometheus request middleware (bench/README.md). The project's subclasses build
 it once per cursor class, alias and vendor, and its label children once with it: django-prometheus
 looks them up on every query (two `labels()` calls under a lock, one by keyword that sorts the
-names) and times it with a context manager per query. The metrics and what they count are
-django-prometheus' own. settings.PROMETHEUS_DATABASE_ENGINES maps Django's engines to these.
+names) and times it with a context manager per query. The PostgreSQL backend counts new
+connections (with the pool, checkouts: one per request) through label children looked up once
+too. The metrics and what they count are django-prometheus' own. settings.PROMETHEUS_DATABASE_ENGINES maps Django's engines to these.
 """
 
 import functools
 import time
 
 from django_prometheus.db import (
+    connection_errors_total,
+    connections_total,
     errors_total,
     execute_many_total,
     execute_total,
     query_duration_seconds,
 )
+
+
+@functools.cache
+def connection_counters(alias, vendor):
+    """The label children of django-prometheus' new-connection counters: (made, failed)."""
+    return connections_total.labels(alias, vendor), connection_errors_total.labels(alias, vendor)
 
 
 @functools.cache

@@ -1,13 +1,11 @@
-from django.db.backends.postgresql import base
-from django_prometheus.db.common import DatabaseWrapperMixin
-
 from apps.common.db_backends.postgresql import base as project_base
-from apps.observability.metrics.db_backends import cursor_wrapper_class
+from apps.observability.metrics.db_backends import connection_counters, cursor_wrapper_class
 
 
-class DatabaseWrapper(DatabaseWrapperMixin, project_base.DatabaseWrapper):
+class DatabaseWrapper(project_base.DatabaseWrapper):
     """The project's PostgreSQL backend, counting connections and queries as django-prometheus'
-    PostgreSQL backend does (its cursor class built once, apps.observability.metrics.db_backends).
+    PostgreSQL backend does, with its label children looked up once
+    (apps.observability.metrics.db_backends).
 
     With the pool, a connection is a checkout: `django_db_new_connections_total` counts checkouts
     and `django_db_new_connection_errors_total` the failed ones, which the connection-errors alert
@@ -21,7 +19,11 @@ class DatabaseWrapper(DatabaseWrapperMixin, project_base.DatabaseWrapper):
         )
         return params
 
-    def create_cursor(self, name=None):
-        # psycopg creates the counting cursors (cursor_factory above); the mixin's create_cursor
-        # does not fit psycopg 3, as in django-prometheus' own PostgreSQL backend.
-        return base.DatabaseWrapper.create_cursor(self, name=name)
+    def get_new_connection(self, conn_params):
+        made, failed = connection_counters(self.alias, self.vendor)
+        made.inc()
+        try:
+            return super().get_new_connection(conn_params)
+        except Exception:
+            failed.inc()
+            raise
