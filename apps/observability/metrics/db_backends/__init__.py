@@ -9,7 +9,8 @@ it once per cursor class, alias and vendor, and its label children once with it:
 looks them up on every query (two `labels()` calls under a lock, one by keyword that sorts the
 names) and times it with a context manager per query. The PostgreSQL backend counts new
 connections (with the pool, checkouts: one per request) through label children looked up once
-too. The metrics and what they count are django-prometheus' own. settings.PROMETHEUS_DATABASE_ENGINES maps Django's engines to these.
+too. The metrics and what they count are django-prometheus' own.
+settings.PROMETHEUS_DATABASE_ENGINES maps Django's engines to these.
 """
 
 import functools
