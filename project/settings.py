@@ -457,7 +457,7 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_CLASSES": ["apps.tenants.throttling.APIKeyRateThrottle"],
     # DRF's browsable API (HTML for a browser) in development only; JSON only elsewhere.
     "DEFAULT_RENDERER_CLASSES": [
-        "rest_framework.renderers.JSONRenderer",
+        "apps.api.renderers.JSONRenderer",
         *(["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else []),
     ],
     # JSON only, limited to DJANGO_MAX_BODY_BYTES (413 beyond).

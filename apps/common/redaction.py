@@ -46,6 +46,11 @@ _MAYBE_SECRET = re.compile(rf"{_SENSITIVE_WORDS}|bearer|://|\.[A-Za-z0-9]{{32}}"
 # text both match exactly the same strings; other text takes _MAYBE_SECRET (Unicode case folding
 # matches, say, the long s U+017F for "s", which lower() does not produce).
 _MAYBE_SECRET_LOWER_ASCII = re.compile(rf"{_SENSITIVE_WORDS}|bearer|://|\.[a-z0-9]{{32}}")
+# What each substitution needs, looked for in ASCII text (the last one lower-cased) before it runs;
+# the replacements ([REDACTED]) hold none of it, so a skipped substitution could not have matched.
+_URL_PASSWORD_HINT = re.compile(r"://[^\s/?#@:]*:[^\s/?#@]+@")
+_API_KEY_HINT = re.compile(r"\.[A-Za-z0-9]{32}")
+_SENSITIVE_WORD_LOWER_ASCII = re.compile(_SENSITIVE_WORDS)
 # Key names repeat (the same dozen fields on every line): remember which are sensitive, for at
 # most this many names of at most this length.
 _SENSITIVE_KEY_CACHE_SIZE = 4096
@@ -77,12 +82,6 @@ def is_sensitive_key(key):
     return sensitive
 
 
-def _may_hold_secret(text):
-    if text.isascii():
-        return _MAYBE_SECRET_LOWER_ASCII.search(text.lower()) is not None
-    return _MAYBE_SECRET.search(text) is not None
-
-
 def _is_empty(value):
     # An absent secret is shown as absent: "no token was sent" is worth knowing.
     return value is None or (isinstance(value, str) and value == "")
@@ -105,12 +104,29 @@ def redact_text(text):
 
 
 def _redact_text(text):
-    if not _may_hold_secret(text):
+    if text.isascii():
+        lowered = text.lower()
+        if _MAYBE_SECRET_LOWER_ASCII.search(lowered) is None:
+            return text
+        # Each substitution only where its pattern can match: over a long text (a response body
+        # silk records) an IGNORECASE pattern scans every position, and a URL is no sensitive pair.
+        url_password = _URL_PASSWORD_HINT.search(text) is not None
+        bearer = "bearer" in lowered
+        api_key = _API_KEY_HINT.search(text) is not None
+        pairs = _SENSITIVE_WORD_LOWER_ASCII.search(lowered) is not None
+    elif _MAYBE_SECRET.search(text) is None:
         return text
-    text = _URL_PASSWORD.sub(rf"\g<head>{REDACTED}", text)
-    text = _BEARER.sub(rf"\g<scheme> {REDACTED}", text)
-    text = _API_KEY.sub(rf"\g<prefix>.{REDACTED}", text)
-    return _SENSITIVE_PAIR.sub(_replace_pair_value, text)
+    else:
+        url_password = bearer = api_key = pairs = True
+    if url_password:
+        text = _URL_PASSWORD.sub(rf"\g<head>{REDACTED}", text)
+    if bearer:
+        text = _BEARER.sub(rf"\g<scheme> {REDACTED}", text)
+    if api_key:
+        text = _API_KEY.sub(rf"\g<prefix>.{REDACTED}", text)
+    if pairs:
+        text = _SENSITIVE_PAIR.sub(_replace_pair_value, text)
+    return text
 
 
 _redact_short_text = functools.lru_cache(maxsize=_REDACTED_TEXT_CACHE_SIZE)(_redact_text)

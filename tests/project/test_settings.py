@@ -241,7 +241,7 @@ def test_production_renders_json_only():
         DJANGO_SECRET_KEY=STRONG_SECRET_KEY,
         DJANGO_ALLOWED_HOSTS="orders.example.com",
     )
-    assert renderers == ["rest_framework.renderers.JSONRenderer"]
+    assert renderers == ["apps.api.renderers.JSONRenderer"]
 
 
 @pytest.mark.django_db
