@@ -5,8 +5,10 @@ API_KEY_FAILURE_RATE the address is answered 429 with Retry-After, whatever key 
 the window ends.
 
 A key this process has checked before is taken from its entries (apps.tenants.known_keys): the
-lock-out check, the key's current state and the last-use guard are then one Redis round trip, and
-no query. Any other key, or when that fails, is checked as the first time: lock-out, database.
+lock-out check, the key's current state, the last-use guard and the hit of the view's per-key
+throttles (`window_for`: APIKeyRateThrottle) are then one Redis round trip, and no query; the
+throttles find their hit counted (`counted_hits`). Any other key, or when that fails, is checked
+as the first time: lock-out, database, and each throttle counts its own hit.
 """
 
 from django.contrib.auth.models import AnonymousUser
@@ -38,7 +40,7 @@ class BearerAPIKeyAuthentication(authentication.BaseAuthentication):
             self._refuse_another_scheme(request)
             return None
         failures = APIKeyFailures(request)
-        api_key = self._known_key(key, failures)
+        api_key = self._known_key(request, key, failures)
         if api_key is not None:
             return AnonymousUser(), api_key
         if failures.locked_out():
@@ -70,26 +72,33 @@ class BearerAPIKeyAuthentication(authentication.BaseAuthentication):
                 f"`Authorization: {self.keyword}` needs the API key after it."
             )
 
-    def _known_key(self, key, failures):
+    def _known_key(self, request, key, failures):
         """The key from this process's entries, still current, not expired, the address not
-        locked out, its use recorded; None otherwise (the caller checks it as the first time)."""
+        locked out, its use recorded and its throttle hits counted; None otherwise (the caller
+        checks it as the first time)."""
         if not known_keys.shared():
             return None
         entry = known_keys.get(key.strip())
         if entry is None or entry.api_key.has_expired:
             return None
+        windows = throttle_windows(request, entry.api_key)
         checked = known_keys.check(
             entry,
             failures.window.count_key,
             failures.window.rate.limit,
             entry.api_key.last_use_guard,
             LAST_USED_WRITE_INTERVAL_SECONDS,
+            windows,
         )
         if checked is None or not checked.current:
             known_keys.forget(key.strip())
             return None
         if checked.guard_taken:
             entry.api_key.write_last_use()
+        request.counted_hits = {
+            window.count_key: count
+            for window, count in zip(windows, checked.window_counts, strict=True)
+        }
         return entry.api_key
 
     def _api_key(self, key):
@@ -110,6 +119,20 @@ class BearerAPIKeyAuthentication(authentication.BaseAuthentication):
     def authenticate_header(self, request):
         # Makes DRF answer 401 (not 403) with `WWW-Authenticate: Bearer`.
         return self.keyword
+
+
+def throttle_windows(request, api_key):
+    """The windows the view's throttles would count `api_key`'s request in (those that say:
+    `window_for`). Every API view lets any key through its permissions, so a request counted here
+    is one its throttles would have counted."""
+    view = (getattr(request, "parser_context", None) or {}).get("view")
+    if view is None:
+        return []
+    return [
+        throttle.window_for(api_key)
+        for throttle in view.get_throttles()
+        if hasattr(throttle, "window_for")
+    ]
 
 
 class HasOrganizationAPIKey(permissions.BasePermission):

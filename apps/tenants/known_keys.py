@@ -8,10 +8,11 @@ a deactivated organization, stops working on the next request, in every process.
 Changes that bypass the models' signals (a queryset `update()`, SQL), or whose new token Redis
 could not take, are seen within KNOWN_KEY_SECONDS, when the entry is read again from the database.
 
-The check of the token, the client address's failure count (lock-outs) and the last-use guard are
-one Lua script: one Redis round trip. Without Redis (local memory is each process's own, so a
-change would not reach the other processes) or when Redis fails, nothing is kept and every
-request reads its key from the database, as it did before.
+The check of the token, the client address's failure count (lock-outs), the last-use guard and
+the hit of the view's per-key throttle windows are one Lua script: one Redis round trip. Without
+Redis (local memory is each process's own, so a change would not reach the other processes) or
+when Redis fails, nothing is kept and every request reads its key from the database, as it did
+before.
 """
 
 import hashlib
@@ -24,14 +25,20 @@ from django.db import transaction
 from django_redis.cache import RedisCache
 from redis.exceptions import RedisError
 
+from apps.tenants.rate_limits import WINDOW_HIT_LUA
+
 # Bounds how long a change made without the models' signals may go unseen.
 KNOWN_KEY_SECONDS = 60
 # Entries kept per process; beyond it the oldest half is dropped.
 MAX_KNOWN_KEYS = 1000
 
-# KEYS: failure count, key-state token, last-use guard; ARGV: failure limit, expected token,
-# guard timeout. Returns {failures, token matches, guard added}.
-CHECK_SCRIPT = """
+# KEYS: failure count, key-state token, last-use guard, then the count and end of each throttle
+# window; ARGV: failure limit, expected token, guard timeout, then each window's period and end.
+# Returns {failures, token matches, guard added, each window's count}: the windows are hit only
+# for a current key of an address that is not locked out.
+CHECK_SCRIPT = (
+    WINDOW_HIT_LUA
+    + """
 local failures = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
 if failures >= tonumber(ARGV[1]) then
     return {failures, 0, 0}
@@ -40,18 +47,24 @@ if redis.call('GET', KEYS[2]) ~= ARGV[2] then
     return {failures, 0, 0}
 end
 local added = redis.call('SET', KEYS[3], '1', 'NX', 'EX', tonumber(ARGV[3]))
-return {failures, 1, added and 1 or 0}
+local result = {failures, 1, added and 1 or 0}
+for window = 4, #KEYS, 2 do
+    result[#result + 1] = window_hit(KEYS[window], KEYS[window + 1], ARGV[window], ARGV[window + 1])
+end
+return result
 """
+)
 
 
 @dataclass(frozen=True)
 class Check:
     """What the script found: the failure count, whether the entry is current, whether this
-    request took the last-use guard."""
+    request took the last-use guard, and the count of each window it hit."""
 
     failures: int
     current: bool
     guard_taken: bool
+    window_counts: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -112,26 +125,27 @@ def forget(key):
     _entries.pop(digest(key), None)
 
 
-def check(entry, failures_key, failure_limit, guard_key, guard_seconds):
-    """One round trip: the failure count, whether `entry` is current and the last-use guard;
-    None when Redis cannot be reached (the caller then reads the key from the database)."""
+def check(entry, failures_key, failure_limit, guard_key, guard_seconds, windows=()):
+    """One round trip: the failure count, whether `entry` is current, the last-use guard and,
+    when the key is current, one hit of each of the rate-limit `windows` (FixedWindow); None when
+    Redis cannot be reached (the caller then reads the key from the database)."""
     global _script
+    keys = [failures_key, token_key(entry.api_key.prefix), guard_key]
+    args = [failure_limit, entry.token, guard_seconds]
+    for window in windows:
+        window_keys, window_args = window.script_keys_and_arguments()
+        keys += window_keys
+        args += window_args
     try:
         client = cache.client.get_client(write=True)
         if _script is None:
             _script = client.register_script(CHECK_SCRIPT)
-        failures, current, taken = _script(
-            keys=[
-                cache.make_key(failures_key),
-                cache.make_key(token_key(entry.api_key.prefix)),
-                cache.make_key(guard_key),
-            ],
-            args=[failure_limit, entry.token, guard_seconds],
-            client=client,
+        failures, current, taken, *counts = _script(
+            keys=[cache.make_key(key) for key in keys], args=args, client=client
         )
     except (RedisError, OSError):
         return None
-    return Check(int(failures), bool(current), bool(taken))
+    return Check(int(failures), bool(current), bool(taken), tuple(int(count) for count in counts))
 
 
 def bump(prefixes):

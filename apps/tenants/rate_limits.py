@@ -13,6 +13,10 @@ first use (a burst never straddles two windows, and keys do not all reset at the
 
 The cache fails open: when it cannot be reached a hit is not counted (`hit` returns None) and
 nothing is refused.
+
+A hit can also be counted inside another Lua script's round trip (WINDOW_HIT_LUA: the API key
+check counts the request's throttle hit, apps.tenants.known_keys): the same window, opened and
+counted atomically in Redis, its end kept in whole seconds.
 """
 
 import math
@@ -25,6 +29,19 @@ PERIOD_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 # A window opened by another request may expire between our increment and our add; trying again
 # settles it, and only a cache that keeps expiring keys under us would exhaust the attempts.
 OPEN_WINDOW_ATTEMPTS = 3
+
+# window_hit(count key, end key, period, end): counts one hit, opening the window on the first,
+# and returns the window's count. For scripts that count a hit beside their own work.
+WINDOW_HIT_LUA = """
+local function window_hit(count_key, ends_key, period, ends_at)
+    local count = redis.call('INCR', count_key)
+    if count == 1 then
+        redis.call('EXPIRE', count_key, period)
+        redis.call('SET', ends_key, ends_at, 'EX', period)
+    end
+    return count
+end
+"""
 
 
 @dataclass(frozen=True)
@@ -62,6 +79,12 @@ class FixedWindow:
             if cache.add(self.count_key, 1, timeout=period):
                 return 1
         return None
+
+    def script_keys_and_arguments(self):
+        """([count key, end key] without the cache's prefix, [period, end]) for WINDOW_HIT_LUA,
+        were the window to open now."""
+        period = self.rate.period_seconds
+        return [self.count_key, self.ends_key], [period, math.ceil(time.time()) + period]
 
     def count(self):
         """The window's hits so far (0 when no window is open or the cache is unreachable)."""

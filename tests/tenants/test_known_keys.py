@@ -4,6 +4,7 @@ the pass's REDIS_URL, or a private Redis when the pass has none."""
 import datetime as dt
 
 import pytest
+import redis.connection
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -151,3 +152,64 @@ def test_without_redis_every_request_reads_its_key(organization, settings):
         get_with(key)
     assert [sql for sql in queries_of(key) if "tenants_organizationapikey" in sql]
     assert not known_keys._entries
+
+
+def counted_round_trips(monkeypatch):
+    """Redis round trips sent from now on (a script, a command or a pipeline is one)."""
+    sent = []
+    send = redis.connection.AbstractConnection.send_packed_command
+
+    def counted(connection, command, *args, **kwargs):
+        sent.append(command)
+        return send(connection, command, *args, **kwargs)
+
+    monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", counted)
+    return sent
+
+
+def test_a_key_checked_before_needs_one_redis_round_trip_with_its_throttle(key, monkeypatch):
+    _, key = key
+    # The server learns the script on its first use (NOSCRIPT, SCRIPT LOAD: two more trips).
+    assert get_with(key).status_code == 200
+    round_trips = counted_round_trips(monkeypatch)
+
+    assert get_with(key).status_code == 200
+
+    assert len(round_trips) == 1
+
+
+def test_the_throttle_counted_with_the_key_check_refuses_over_the_rate(key, settings):
+    _, key = key
+    settings.API_THROTTLE_RATE = "3/minute"
+
+    # The key's first request, in the fixture, opened the window.
+    statuses = [get_with(key).status_code for _ in range(3)]
+
+    assert statuses == [200, 200, 429]
+    assert 1 <= int(get_with(key)["Retry-After"]) <= 60
+
+
+def test_a_throttle_window_opened_with_the_key_check_says_when_it_ends(key, settings):
+    api_key, key = key
+    settings.API_THROTTLE_RATE = "1/hour"
+    known_keys.cache.delete_many(
+        [f"rate:throttle:api_key:{api_key.prefix}:{part}" for part in ("count", "ends")]
+    )
+
+    assert get_with(key).status_code == 200
+    response = get_with(key)
+
+    assert response.status_code == 429
+    assert 3590 <= int(response["Retry-After"]) <= 3600
+
+
+def test_a_refused_key_counts_no_throttle_hit(key, settings, django_capture_on_commit_callbacks):
+    api_key, key = key
+    settings.API_THROTTLE_RATE = "2/minute"
+    count_key = f"rate:throttle:api_key:{api_key.prefix}:count"
+    counted = known_keys.cache.get(count_key)
+    with django_capture_on_commit_callbacks(execute=True):
+        revoke(OrganizationAPIKey.objects.get(pk=api_key.pk))
+
+    assert get_with(key).status_code == 401
+    assert known_keys.cache.get(count_key) == counted
