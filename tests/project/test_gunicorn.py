@@ -102,6 +102,20 @@ print(connection.connection is None, connection.alias in pools)
     assert result.stdout.split() == ["True", "False"]
 
 
+def test_a_worker_moves_what_it_loaded_out_of_the_garbage_collectors_reach():
+    code = """
+import django, gc, runpy
+django.setup()
+post_worker_init = runpy.run_path("gunicorn.conf.py")["post_worker_init"]
+before = gc.get_freeze_count()
+post_worker_init(None)
+print(before, gc.get_freeze_count() > 0)
+"""
+    result = run_python(code, project_environment(DJANGO_SETTINGS_MODULE="project.settings"))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["0", "True"]
+
+
 @pytest.fixture(scope="module")
 def production_gunicorn(tmp_path_factory):
     """gunicorn in production mode on a fresh SQLite file with collected static files; its
