@@ -33,6 +33,14 @@ free of HTTP and scheduling noise, which on a busy machine can drown the differe
 
     .venv/bin/python bench/observability_overhead.py [--requests 400] [--database-url URL]
                                                      [--throughput-seconds 5] [--clients 8]
+    .venv/bin/python bench/observability_overhead.py --instructions [--calls 200]
+
+`--instructions` runs none of the above: it counts the CPU instructions per request of views (a)
+and (b) with the settings of `bare`, `observability` and `full` under valgrind (a process
+serving a warm-up and `--calls` requests through Django's WSGI handler, less one serving the
+warm-up alone; several minutes), with the ratio bare ÷ variant: the same count whatever else the
+machine does, where times on a shared VM vary by tens of percent. Each process seeds `random`
+alike, so `full` samples the same requests for silk and the query inspector in every run.
 
 The PostgreSQL database (default orders_bench_observability on 127.0.0.1) is created, migrated
 and seeded, and dropped at the end unless --keep-database.
@@ -56,6 +64,7 @@ from urllib.parse import urlsplit
 
 import psycopg
 from psycopg import sql
+from valgrind_count import instructions, require_valgrind
 from wrk_load import measure as measure_load
 from wrk_load import require_wrk, run_wrk
 
@@ -65,6 +74,8 @@ DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/orders_bench_observab
 VARIANTS = (*("bare", "prometheus", "telemetry", "context-and-logging"), "observability", "full")
 SERVER_START_SECONDS = 90
 THROUGHPUT_VARIANTS = ("bare", "observability", "full")
+INSTRUCTION_VARIANTS = THROUGHPUT_VARIANTS
+INSTRUCTION_WARM_UP_CALLS = 50
 THROUGHPUT_ROUNDS = 5
 THROUGHPUT_WARMUP_SECONDS = 1.0
 # port -> process group of the gunicorn serving it, for the CPU accounting of the throughput.
@@ -139,7 +150,11 @@ def parse_arguments():
         "--throughput-seconds", type=float, default=5.0, help="per server and round; 0: skip"
     )
     parser.add_argument("--clients", type=int, default=8, help="concurrent clients (throughput)")
+    parser.add_argument("--instructions", action="store_true")
+    parser.add_argument("--calls", type=int, default=200, help="with --instructions")
     parser.add_argument("--in-process", action="store_true", help=argparse.SUPPRESS)
+    # Internal, for --instructions: serve the warm-up and --calls requests of one path.
+    parser.add_argument("--serve", metavar="PATH", help=argparse.SUPPRESS)
     return parser.parse_args()
 
 
@@ -454,8 +469,102 @@ def running_servers(environments, directory, database_url, keep_database):
             drop_database(database_url)
 
 
+def views_to_measure(key):
+    """(title, path, headers) of each view."""
+    return [
+        ("(a) trivial JSON view  GET /bench/pid", "/bench/pid", {}),
+        (
+            "(b) orders list, 50 rows  GET /api/v1/orders/?page_size=50",
+            "/api/v1/orders/?page_size=50",
+            {"Authorization": f"Bearer {key}"},
+        ),
+        ("(c) one query, 50 rows  GET /bench/rows", "/bench/rows", {}),
+    ]
+
+
+def serve(path, calls):
+    """--serve: the warm-up and `calls` requests of `path` through Django's WSGI handler, with
+    BENCH_AUTHORIZATION as the Authorization header, closed as a server closes them."""
+    import io
+    import random
+
+    import django
+
+    random.seed(0)
+    django.setup()
+    from django.core.handlers.wsgi import WSGIHandler
+
+    handler = WSGIHandler()
+    path_info, _, query = path.partition("?")
+    statuses = []
+
+    def start_response(status, headers, exc_info=None):
+        statuses.append(status)
+
+    for _ in range(INSTRUCTION_WARM_UP_CALLS + calls):
+        environ = {
+            "REQUEST_METHOD": "GET",
+            "PATH_INFO": path_info,
+            "QUERY_STRING": query,
+            "SERVER_NAME": "127.0.0.1",
+            "SERVER_PORT": "80",
+            "SERVER_PROTOCOL": "HTTP/1.1",
+            "HTTP_HOST": "127.0.0.1",
+            "REMOTE_ADDR": "127.0.0.1",
+            "wsgi.url_scheme": "http",
+            "wsgi.input": io.BytesIO(b""),
+            "wsgi.errors": sys.stderr,
+            "wsgi.multithread": True,
+            "wsgi.multiprocess": True,
+            "wsgi.run_once": False,
+        }
+        if os.environ.get("BENCH_AUTHORIZATION"):
+            environ["HTTP_AUTHORIZATION"] = os.environ["BENCH_AUTHORIZATION"]
+        response = handler(environ, start_response)
+        for _ in response:
+            pass
+        response.close()
+        if not statuses[-1].startswith("200"):
+            raise SystemExit(f"{path}: {statuses[-1]}")
+
+
+def count_instructions(arguments, environment, directory, key):
+    """Instructions per request of views (a) and (b) for each of INSTRUCTION_VARIANTS."""
+    require_valgrind()
+    print(
+        f"Instructions per request ({arguments.calls} requests after "
+        f"{INSTRUCTION_WARM_UP_CALLS} of warm-up), valgrind, in-process"
+    )
+    for title, path, headers in views_to_measure(key)[:2]:
+        print(f"\n{title}")
+        counts = {}
+        for variant in INSTRUCTION_VARIANTS:
+            served = []
+            for calls in (arguments.calls, 0):
+                child = {
+                    **environment,
+                    "OBSERVABILITY_BENCH_VARIANT": variant,
+                    # As under gunicorn (gunicorn.conf.py), one directory per process.
+                    "PROMETHEUS_MULTIPROC_DIR": tempfile.mkdtemp(dir=directory),
+                    # A flusher whose cycle does not come round during the run.
+                    "TELEMETRY_FLUSH_SECONDS": "3600",
+                    "BENCH_AUTHORIZATION": headers.get("Authorization", ""),
+                }
+                command = [sys.executable, __file__, "--serve", path, "--calls", str(calls)]
+                served.append(instructions(command, cwd=BASE_DIR, env=child))
+            counts[variant] = (served[0] - served[1]) / arguments.calls
+            print(
+                f"  {variant:<14} {counts[variant]:>13,.0f}  "
+                f"bare / {variant}: {counts['bare'] / counts[variant]:.3f}",
+                flush=True,
+            )
+
+
 def main():
     arguments = parse_arguments()
+    if arguments.serve:
+        serve(arguments.serve, arguments.calls)
+        return
     with tempfile.TemporaryDirectory(prefix="orders-observability-bench-") as directory:
         directory = Path(directory)
         (directory / "observability_bench_settings.py").write_text(SETTINGS_MODULE)
@@ -463,20 +572,18 @@ def main():
         environment = base_environment(arguments.database_url, directory)
         print(f"python {platform.python_version()}, {os.cpu_count()} cores, load {os.getloadavg()}")
         key = prepare_database(arguments.database_url, environment)
+        if arguments.instructions:
+            try:
+                count_instructions(arguments, environment, directory, key)
+            finally:
+                if not arguments.keep_database:
+                    drop_database(arguments.database_url)
+            return
         environments = dict.fromkeys(VARIANTS, environment)
         with running_servers(
             environments, directory, arguments.database_url, arguments.keep_database
         ) as ports:
-            authorization = {"Authorization": f"Bearer {key}"}
-            views = [
-                ("(a) trivial JSON view  GET /bench/pid", "/bench/pid", {}),
-                (
-                    "(b) orders list, 50 rows  GET /api/v1/orders/?page_size=50",
-                    "/api/v1/orders/?page_size=50",
-                    authorization,
-                ),
-                ("(c) one query, 50 rows  GET /bench/rows", "/bench/rows", {}),
-            ]
+            views = views_to_measure(key)
             print(f"{arguments.requests} requests per view and server, one at a time")
             for title, path, headers in views:
                 report(title, measure(ports, path, headers, arguments.requests, arguments.warmup))

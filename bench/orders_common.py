@@ -65,15 +65,16 @@ server_groups = {}
 
 
 @contextlib.contextmanager
-def gunicorn(environment, workers, threads=1):
+def gunicorn(environment, workers, threads=1, directory=BASE_DIR):
     """gunicorn with the project's gunicorn.conf.py, bound to 127.0.0.1 only; yields its port.
-    The server leads its own process group, whose id is the port's `server_group` below."""
+    The server leads its own process group, whose id is the port's `server_group` below.
+    `directory`: the checkout whose code it serves (another one: a before-and-after bench)."""
     port = free_port()
     env = {**environment, "WEB_CONCURRENCY": str(workers), "GUNICORN_THREADS": str(threads)}
     process = subprocess.Popen(
         # No worker recycling: a worker that exits takes its CPU time out of the server's count.
         [GUNICORN, "--bind", f"127.0.0.1:{port}", "--log-level", "warning", "--max-requests", "0"],
-        cwd=BASE_DIR,
+        cwd=directory,
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
