@@ -41,7 +41,6 @@ adds when the table has fewer.
 """
 
 import argparse
-import io
 import os
 import statistics
 import sys
@@ -50,6 +49,7 @@ import time
 from pathlib import Path
 
 from valgrind_count import instructions, require_valgrind
+from wsgi_calls import get_environ, serve_request
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 OBSERVABILITY_PARTS = {
@@ -155,37 +155,9 @@ def build_handlers():
     return handlers
 
 
-def environ_for(path):
-    return {
-        "REQUEST_METHOD": "GET",
-        "PATH_INFO": path,
-        "QUERY_STRING": "",
-        "SERVER_NAME": "testserver",
-        "SERVER_PORT": "80",
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "HTTP_HOST": "testserver",
-        "HTTP_USER_AGENT": "bench",
-        "REMOTE_ADDR": "127.0.0.1",
-        "wsgi.url_scheme": "http",
-        "wsgi.input": io.BytesIO(b""),
-        "wsgi.errors": sys.stderr,
-        "wsgi.multithread": True,
-        "wsgi.multiprocess": True,
-        "wsgi.run_once": False,
-    }
-
-
-def start_response(status, headers, exc_info=None):
-    if not status.startswith("200"):
-        raise RuntimeError(f"unexpected status {status}")
-
-
 def call(handler, path, close=True):
-    response = handler(environ_for(path), start_response)
-    for _ in response:
-        pass
-    if close:
-        response.close()
+    environ = get_environ(path, host="testserver", headers={"HTTP_USER_AGENT": "bench"})
+    serve_request(handler, environ, close)
 
 
 def seconds_per_call(handler, path, calls, gap=0.0):

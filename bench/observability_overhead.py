@@ -67,6 +67,7 @@ from psycopg import sql
 from valgrind_count import instructions, require_valgrind
 from wrk_load import measure as measure_load
 from wrk_load import require_wrk, run_wrk
+from wsgi_calls import get_environ, serve_request
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
@@ -485,7 +486,6 @@ def views_to_measure(key):
 def serve(path, calls):
     """--serve: the warm-up and `calls` requests of `path` through Django's WSGI handler, with
     BENCH_AUTHORIZATION as the Authorization header, closed as a server closes them."""
-    import io
     import random
 
     import django
@@ -496,36 +496,10 @@ def serve(path, calls):
 
     handler = WSGIHandler()
     path_info, _, query = path.partition("?")
-    statuses = []
-
-    def start_response(status, headers, exc_info=None):
-        statuses.append(status)
-
+    authorization = os.environ.get("BENCH_AUTHORIZATION")
+    headers = {"HTTP_AUTHORIZATION": authorization} if authorization else {}
     for _ in range(INSTRUCTION_WARM_UP_CALLS + calls):
-        environ = {
-            "REQUEST_METHOD": "GET",
-            "PATH_INFO": path_info,
-            "QUERY_STRING": query,
-            "SERVER_NAME": "127.0.0.1",
-            "SERVER_PORT": "80",
-            "SERVER_PROTOCOL": "HTTP/1.1",
-            "HTTP_HOST": "127.0.0.1",
-            "REMOTE_ADDR": "127.0.0.1",
-            "wsgi.url_scheme": "http",
-            "wsgi.input": io.BytesIO(b""),
-            "wsgi.errors": sys.stderr,
-            "wsgi.multithread": True,
-            "wsgi.multiprocess": True,
-            "wsgi.run_once": False,
-        }
-        if os.environ.get("BENCH_AUTHORIZATION"):
-            environ["HTTP_AUTHORIZATION"] = os.environ["BENCH_AUTHORIZATION"]
-        response = handler(environ, start_response)
-        for _ in response:
-            pass
-        response.close()
-        if not statuses[-1].startswith("200"):
-            raise SystemExit(f"{path}: {statuses[-1]}")
+        serve_request(handler, get_environ(path_info, query=query, headers=headers))
 
 
 def count_instructions(arguments, environment, directory, key):

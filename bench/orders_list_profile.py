@@ -18,7 +18,6 @@ whatever else the machine does, where times on a shared VM vary by tens of perce
 """
 
 import argparse
-import io
 import os
 import statistics
 import sys
@@ -31,6 +30,7 @@ sys.path.insert(0, str(BASE_DIR / "bench"))
 
 from orders_common import prepare_demo  # noqa: E402
 from valgrind_count import instructions, require_valgrind  # noqa: E402
+from wsgi_calls import get_environ, serve_request  # noqa: E402
 
 VIEWS = {"api": ("/api/v1/orders/", "page_size=50"), "plain": ("/bench/plain-orders/", "")}
 WARM_UP_CALLS = 50
@@ -38,30 +38,8 @@ WARM_UP_CALLS = 50
 
 def environ_for(view, key):
     path, query = VIEWS[view]
-    environ = {
-        "REQUEST_METHOD": "GET",
-        "PATH_INFO": path,
-        "QUERY_STRING": query,
-        "SERVER_NAME": "127.0.0.1",
-        "SERVER_PORT": "80",
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "HTTP_HOST": "127.0.0.1",
-        "REMOTE_ADDR": "127.0.0.1",
-        "wsgi.url_scheme": "http",
-        "wsgi.input": io.BytesIO(b""),
-        "wsgi.errors": sys.stderr,
-        "wsgi.multithread": False,
-        "wsgi.multiprocess": True,
-        "wsgi.run_once": False,
-    }
-    if view == "api":
-        environ["HTTP_AUTHORIZATION"] = f"Bearer {key}"
-    return environ
-
-
-def start_response(status, headers, exc_info=None):
-    if not status.startswith("200"):
-        raise RuntimeError(f"unexpected status {status}")
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {key}"} if view == "api" else {}
+    return get_environ(path, query=query, headers=headers, multithread=False)
 
 
 class Counters:
@@ -96,10 +74,7 @@ class Counters:
 
 
 def call(handler, view, key):
-    response = handler(environ_for(view, key), start_response)
-    for _ in response:
-        pass
-    response.close()
+    serve_request(handler, environ_for(view, key))
 
 
 def main():

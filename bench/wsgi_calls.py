@@ -1,0 +1,41 @@
+"""Requests served in-process through a Django WSGI handler, as a server sends them: shared by
+the benches that time or count instructions without HTTP."""
+
+import io
+import sys
+
+
+def get_environ(path, *, query="", host="127.0.0.1", headers=None, multithread=True):
+    """The WSGI environ of `GET path?query`; `headers` as environ keys ({"HTTP_X": value})."""
+    return {
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": path,
+        "QUERY_STRING": query,
+        "SERVER_NAME": host,
+        "SERVER_PORT": "80",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "HTTP_HOST": host,
+        "REMOTE_ADDR": "127.0.0.1",
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(b""),
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": multithread,
+        "wsgi.multiprocess": True,
+        "wsgi.run_once": False,
+        **(headers or {}),
+    }
+
+
+def start_response(status, headers, exc_info=None):
+    if not status.startswith("200"):
+        raise RuntimeError(f"unexpected status {status}")
+
+
+def serve_request(handler, environ, close=True):
+    """One request, its body read as a server reads it and the response closed as a server closes
+    it once sent (when the access line and the Prometheus response metrics are written)."""
+    response = handler(environ, start_response)
+    for _ in response:
+        pass
+    if close:
+        response.close()
