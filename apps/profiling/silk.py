@@ -151,11 +151,11 @@ def execute_sql_recording_statement(compiler, *args, **kwargs):
     statement = statement_without_values(sql, params)
     if not _should_wrap(statement):
         return compiler._execute_sql(*args, **kwargs)
-    recorded = {
-        "query": statement,
-        "start_time": timezone.now(),
-        "traceback": "".join(reversed(traceback.format_stack())),
-    }
+    own_query = getattr(compiler.query.model, "__module__", "") == "silk.models"
+    recorded = {"query": statement, "start_time": timezone.now()}
+    if not own_query:
+        # silk keeps only the count and times of its own queries: no stack to format for them.
+        recorded["traceback"] = "".join(reversed(traceback.format_stack()))
     try:
         return compiler._execute_sql(*args, **kwargs)
     finally:
@@ -163,7 +163,7 @@ def execute_sql_recording_statement(compiler, *args, **kwargs):
         collector = _data_collector()
         if collector.request is not None:
             recorded["request"] = collector.request
-        if getattr(compiler.query.model, "__module__", "") == "silk.models":
+        if own_query:
             collector.register_silk_query(recorded)
         else:
             plan = _explain_query(compiler.connection, sql, params)

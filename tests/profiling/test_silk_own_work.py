@@ -6,6 +6,7 @@ heaviest queries, telemetry, slow-request rows or duration.
 """
 
 import time
+import traceback
 
 import pytest
 import silk.sql
@@ -164,3 +165,19 @@ def test_the_access_line_of_a_recorded_request_says_what_the_recording_cost(
     assert "profiler_ms" not in unrecorded
     assert recorded["profiler_queries"] > 0
     assert recorded["profiler_ms"] > 0
+
+
+def test_silk_formats_a_stack_for_the_requests_queries_only(api, order_url, settings, monkeypatch):
+    unrecorded, _, _ = served(api, order_url, settings, recorded=False)
+    formatted = []
+    format_stack = traceback.format_stack
+
+    def counted(*args, **kwargs):
+        formatted.append(1)
+        return format_stack(*args, **kwargs)
+
+    monkeypatch.setattr(traceback, "format_stack", counted)
+
+    served(api, order_url, settings, recorded=True)
+
+    assert len(formatted) == unrecorded["query_count"]
