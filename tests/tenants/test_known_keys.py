@@ -2,6 +2,7 @@
 the pass's REDIS_URL, or a private Redis when the pass has none."""
 
 import datetime as dt
+import time
 
 import pytest
 import redis.connection
@@ -13,6 +14,7 @@ from rest_framework.test import APIClient
 from apps.tenants import known_keys
 from apps.tenants.brute_force import APIKeyFailures
 from apps.tenants.models import OrganizationAPIKey
+from apps.tenants.throttling import APIKeyRateThrottle
 from project.settings import cache_settings
 from tests.observability.conftest import REDIS_SERVER, ThrowawayRedis
 from tests.orders.factories import make_api_key
@@ -189,24 +191,30 @@ def test_the_throttle_counted_with_the_key_check_refuses_over_the_rate(key, sett
     assert 1 <= int(get_with(key)["Retry-After"]) <= 60
 
 
+def throttle_window(api_key):
+    return APIKeyRateThrottle().window_for(api_key)
+
+
 def test_a_throttle_window_opened_with_the_key_check_says_when_it_ends(key, settings):
     api_key, key = key
     settings.API_THROTTLE_RATE = "1/hour"
-    known_keys.cache.delete_many(
-        [f"rate:throttle:api_key:{api_key.prefix}:{part}" for part in ("count", "ends")]
-    )
+    window = throttle_window(api_key)
+    known_keys.cache.delete_many([window.count_key, window.ends_key])
 
     assert get_with(key).status_code == 200
+    opened_at = time.time()
     response = get_with(key)
 
     assert response.status_code == 429
     assert 3590 <= int(response["Retry-After"]) <= 3600
+    # Its end is kept (without it, Retry-After would be the whole period whenever it was asked).
+    assert 3590 <= known_keys.cache.get(window.ends_key) - opened_at <= 3601
 
 
 def test_a_refused_key_counts_no_throttle_hit(key, settings, django_capture_on_commit_callbacks):
     api_key, key = key
     settings.API_THROTTLE_RATE = "2/minute"
-    count_key = f"rate:throttle:api_key:{api_key.prefix}:count"
+    count_key = throttle_window(api_key).count_key
     counted = known_keys.cache.get(count_key)
     with django_capture_on_commit_callbacks(execute=True):
         revoke(OrganizationAPIKey.objects.get(pk=api_key.pk))
