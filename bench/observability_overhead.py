@@ -39,8 +39,10 @@ free of HTTP and scheduling noise, which on a busy machine can drown the differe
 and (b) with the settings of `bare`, `observability` and `full` under valgrind (a process
 serving a warm-up and `--calls` requests through Django's WSGI handler, less one serving the
 warm-up alone; several minutes), with the ratio bare ÷ variant: the same count whatever else the
-machine does, where times on a shared VM vary by tens of percent. Each process seeds `random`
-alike, so `full` samples the same requests for silk and the query inspector in every run.
+machine does, where times on a shared VM vary by tens of percent. `full` is the average its
+samplers give: the unsampled request plus silk's share (SILK_SAMPLE_PERCENT) of what a recorded
+request adds and the inspector's (NPLUSONE_SAMPLE_RATE) of what an inspected one adds, each
+counted apart (`--calls` ÷ 4 requests, at least 10, for the sampled ones).
 
 The PostgreSQL database (default orders_bench_observability on 127.0.0.1) is created, migrated
 and seeded, and dropped at the end unless --keep-database.
@@ -48,6 +50,7 @@ and seeded, and dropped at the end unless --keep-database.
 
 import argparse
 import contextlib
+import functools
 import http.client
 import json
 import os
@@ -503,8 +506,10 @@ def serve(path, calls):
 
 
 def count_instructions(arguments, environment, directory, key):
-    """Instructions per request of views (a) and (b) for each of INSTRUCTION_VARIANTS."""
+    """Instructions per request of views (a) and (b) for each of INSTRUCTION_VARIANTS; `full` as
+    the expectation over its samplers (`expected_full_instructions`)."""
     require_valgrind()
+    silk_share, inspector_share = sampling_shares(environment)
     print(
         f"Instructions per request ({arguments.calls} requests after "
         f"{INSTRUCTION_WARM_UP_CALLS} of warm-up), valgrind, in-process"
@@ -512,26 +517,81 @@ def count_instructions(arguments, environment, directory, key):
     for title, path, headers in views_to_measure(key)[:2]:
         print(f"\n{title}")
         counts = {}
+        count = functools.partial(instructions_per_request, environment, directory, path, headers)
         for variant in INSTRUCTION_VARIANTS:
-            served = []
-            for calls in (arguments.calls, 0):
-                child = {
-                    **environment,
-                    "OBSERVABILITY_BENCH_VARIANT": variant,
-                    # As under gunicorn (gunicorn.conf.py), one directory per process.
-                    "PROMETHEUS_MULTIPROC_DIR": tempfile.mkdtemp(dir=directory),
-                    # A flusher whose cycle does not come round during the run.
-                    "TELEMETRY_FLUSH_SECONDS": "3600",
-                    "BENCH_AUTHORIZATION": headers.get("Authorization", ""),
-                }
-                command = [sys.executable, __file__, "--serve", path, "--calls", str(calls)]
-                served.append(instructions(command, cwd=BASE_DIR, env=child))
-            counts[variant] = (served[0] - served[1]) / arguments.calls
+            if variant == "full":
+                counts[variant] = expected_full_instructions(
+                    count, arguments.calls, silk_share, inspector_share
+                )
+            else:
+                counts[variant] = count(variant, arguments.calls)
             print(
                 f"  {variant:<14} {counts[variant]:>13,.0f}  "
                 f"bare / {variant}: {counts['bare'] / counts[variant]:.3f}",
                 flush=True,
             )
+
+
+def sampling_shares(environment):
+    """(share of requests silk records, share the query inspector inspects) under `full`, as the
+    project's settings compute them for the bench's environment."""
+    printed = manage(
+        {**environment, "OBSERVABILITY_BENCH_VARIANT": "full"},
+        "shell",
+        "--command",
+        "from django.conf import settings; "
+        "print(settings.SILK_SAMPLE_PERCENT / 100, settings.NPLUSONE_SAMPLE_RATE)",
+    )
+    silk_share, inspector_share = map(float, printed.split()[-2:])
+    return silk_share, inspector_share
+
+
+def expected_full_instructions(count, calls, silk_share, inspector_share):
+    """`full` per request as its samplers make it on average: the unsampled request, plus each
+    sampler's share of what a sampled request adds.
+
+    A few hundred requests hold too few sampled ones to give the average (at 1 % a run of 200
+    records anything from none to four), so each kind is counted apart: every request unsampled
+    (silk at 0 %, the inspector installed at a rate that never comes up), every request recorded
+    by silk, every request inspected.
+    """
+    never = "1e-12"
+    sampled_calls = max(calls // 4, 10)
+    unsampled = count("full", calls, SILK_SAMPLE_PERCENT="0", NPLUSONE_SAMPLE_RATE=never)
+    recorded = count("full", sampled_calls, SILK_SAMPLE_PERCENT="100", NPLUSONE_SAMPLE_RATE=never)
+    inspected = count("full", sampled_calls, SILK_SAMPLE_PERCENT="0", NPLUSONE_SAMPLE_RATE="1")
+    for name, value in (
+        ("unsampled", unsampled),
+        ("recorded", recorded),
+        ("inspected", inspected),
+    ):
+        print(f"  full, {name:<8} {value:>13,.0f}  (+{value - unsampled:,.0f})")
+    print(
+        f"  full: unsampled + {silk_share:g} x recorded's extra + "
+        f"{inspector_share:g} x inspected's extra"
+    )
+    return (
+        unsampled + silk_share * (recorded - unsampled) + inspector_share * (inspected - unsampled)
+    )
+
+
+def instructions_per_request(environment, directory, path, headers, variant, calls, **overrides):
+    """Instructions of `calls` requests of `path` after the warm-up, less the warm-up alone."""
+    served = []
+    for served_calls in (calls, 0):
+        child = {
+            **environment,
+            "OBSERVABILITY_BENCH_VARIANT": variant,
+            # As under gunicorn (gunicorn.conf.py), one directory per process.
+            "PROMETHEUS_MULTIPROC_DIR": tempfile.mkdtemp(dir=directory),
+            # A flusher whose cycle does not come round during the run.
+            "TELEMETRY_FLUSH_SECONDS": "3600",
+            "BENCH_AUTHORIZATION": headers.get("Authorization", ""),
+            **overrides,
+        }
+        command = [sys.executable, __file__, "--serve", path, "--calls", str(served_calls)]
+        served.append(instructions(command, cwd=BASE_DIR, env=child))
+    return (served[0] - served[1]) / calls
 
 
 def main():
