@@ -209,18 +209,45 @@ def _redact_base64_text(encoded):
     return base64.b64encode(redacted.encode("utf-8")).decode("ascii")
 
 
-def mask_recorded_request(sender, instance, **kwargs):
-    instance.encoded_headers = _redact_json_text(instance.encoded_headers)
-    instance.query_params = _redact_json_text(instance.query_params)
-    instance.body = redact_text(instance.body)
-    if isinstance(instance.raw_body, str):
-        instance.raw_body = redact_text(instance.raw_body)
+def _mask_fields(instance, update_fields, maskers):
+    """Mask each field of `maskers` ({name: function}) that this save writes, unless it still holds
+    the value masked at an earlier save: silk saves a recorded request four times or more (once
+    per query only to count it)."""
+    masked = instance.__dict__.setdefault("_masked_values", {})
+    for name, mask in maskers.items():
+        if update_fields is not None and name not in update_fields:
+            continue
+        value = getattr(instance, name)
+        if name in masked and masked[name] is value:
+            continue
+        value = mask(value)
+        setattr(instance, name, value)
+        masked[name] = value
 
 
-def mask_recorded_response(sender, instance, **kwargs):
-    instance.encoded_headers = _redact_json_text(instance.encoded_headers)
-    instance.body = redact_text(instance.body)
-    instance.raw_body = _redact_base64_text(instance.raw_body)
+def _redact_raw_request_body(raw_body):
+    return redact_text(raw_body) if isinstance(raw_body, str) else raw_body
+
+
+_REQUEST_MASKERS = {
+    "encoded_headers": _redact_json_text,
+    "query_params": _redact_json_text,
+    "body": redact_text,
+    "raw_body": _redact_raw_request_body,
+}
+_RESPONSE_MASKERS = {
+    "encoded_headers": _redact_json_text,
+    "body": redact_text,
+    "raw_body": _redact_base64_text,
+}
+
+
+def mask_recorded_request(sender, instance, update_fields=None, **kwargs):
+    _mask_fields(instance, update_fields, _REQUEST_MASKERS)
+
+
+def mask_recorded_response(sender, instance, update_fields=None, **kwargs):
+    _mask_fields(instance, update_fields, _RESPONSE_MASKERS)
 
 
 _masking_connected = False
