@@ -1,12 +1,14 @@
-"""What a silk recording stores of a response, and how often it masks what it stores."""
+"""What a silk recording stores, and what it costs: how often it masks and writes its rows."""
 
 import json
 
 import pytest
+from django.db import connection
 from django.http import HttpResponse
+from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 from silk import model_factory
-from silk.models import Request, Response
+from silk.models import Request, Response, SQLQuery
 
 from apps.profiling import silk as profiling_silk
 from apps.profiling.silk_middleware import ResponseModelFactory
@@ -106,3 +108,27 @@ def test_a_text_silk_changes_after_a_save_is_masked_at_the_next(api):
 
     recorded.refresh_from_db()
     assert "abcdefgh12345678" not in recorded.body
+
+
+def silk_request_writes(statements):
+    return [
+        statement.split()[0]
+        for statement in statements
+        if statement.startswith(("INSERT", "UPDATE")) and '"silk_request"' in statement
+    ]
+
+
+def test_a_recording_writes_silks_request_row_with_one_insert(api):
+    with CaptureQueriesContext(connection) as captured:
+        api.get(CUSTOMERS)
+
+    statements = [query["sql"] for query in captured.captured_queries]
+    assert silk_request_writes(statements) == ["INSERT"]
+
+
+def test_a_recorded_request_counts_the_queries_recorded_with_it(api):
+    api.get(CUSTOMERS)
+
+    recorded = Request.objects.get(path=CUSTOMERS)
+    assert recorded.num_sql_queries == SQLQuery.objects.filter(request=recorded).count() >= 2
+    assert Response.objects.get(request=recorded).status_code == 200
