@@ -1,13 +1,16 @@
-"""Request metrics kept in the process and written by the flusher (metrics/pending.py)."""
+"""Request and query metrics kept in the process and written by the flusher (metrics/pending.py)."""
 
 import threading
 
 import pytest
+from django.contrib.auth import get_user_model
+from django.db import connection
+from django_prometheus.db import execute_total, query_duration_seconds
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from apps.observability.metrics import pending
 from apps.observability.metrics import registry as metrics
-from apps.observability.metrics.pending import BatchedHistogram, PendingUpdates
+from apps.observability.metrics.pending import PendingUpdates, observe_all
 
 BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0, float("inf"))
 LATENCIES = [0.0, 0.01, 0.010001, 0.2, 0.5, 0.7, 3.0, 0.05, 0.05, 12.5]
@@ -31,10 +34,10 @@ def buffered_updates():
 def test_a_batch_of_observations_equals_observing_them_one_by_one():
     registry = CollectorRegistry()
     one_by_one = Histogram("one_by_one", "h", ["view"], buckets=BUCKETS, registry=registry)
-    batched = BatchedHistogram("batched", "h", ["view"], buckets=BUCKETS, registry=registry)
+    batched = Histogram("batched", "h", ["view"], buckets=BUCKETS, registry=registry)
     for latency in LATENCIES:
         one_by_one.labels("a").observe(latency)
-    batched.labels("a").observe_all(LATENCIES)
+    observe_all(batched.labels("a"), LATENCIES)
 
     expected = {
         (name.replace("one_by_one", "batched"), labels): value
@@ -47,7 +50,7 @@ def test_buffered_updates_are_written_only_when_the_flusher_writes_them(monkeypa
     monkeypatch.setattr(pending.flusher, "ensure_started", lambda: None)
     registry = CollectorRegistry()
     counter = Counter("requests", "c", ["status"], registry=registry)
-    latency = BatchedHistogram("latency", "h", buckets=BUCKETS, registry=registry)
+    latency = Histogram("latency", "h", buckets=BUCKETS, registry=registry)
     updates = buffered_updates()
 
     for value in LATENCIES:
@@ -111,3 +114,22 @@ def test_a_failed_write_counts_lost_prometheus_work(monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         updates.flush_job(final=True)
     assert failures._value.get() == before + 1
+
+
+@pytest.mark.django_db
+def test_query_counts_and_durations_wait_for_the_flusher(monkeypatch):
+    monkeypatch.setattr(pending.flusher, "ensure_started", lambda: None)
+    monkeypatch.setattr(pending.request_updates, "_buffered", True)
+    pending.request_updates.write()
+    executed = execute_total.labels("default", connection.vendor)
+    durations = query_duration_seconds.labels("default", connection.vendor)
+    executed_before = executed._value.get()
+    observed_before = samples(durations)
+
+    get_user_model().objects.count()
+    assert executed._value.get() == executed_before
+    assert samples(durations) == observed_before
+
+    pending.request_updates.write()
+    assert executed._value.get() == executed_before + 1
+    assert sum(samples(durations).values()) > sum(observed_before.values())

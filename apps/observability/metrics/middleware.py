@@ -31,10 +31,10 @@ background flusher, each series once per cycle (metrics/pending.py).
 from django_prometheus import middleware
 from django_prometheus.conf import NAMESPACE, PROMETHEUS_LATENCY_BUCKETS
 from django_prometheus.utils import Time, TimeSince
-from prometheus_client import Counter
+from prometheus_client import Counter, Histogram
 
 from apps.common.request_context import UNMATCHED_ROUTE, route_template
-from apps.observability.metrics.pending import BatchedHistogram, request_updates
+from apps.observability.metrics.pending import request_updates
 
 
 class RequestMetrics(middleware.Metrics):
@@ -57,14 +57,14 @@ class RequestMetrics(middleware.Metrics):
             namespace=NAMESPACE,
         )
         self.requests_latency_before = self.register_metric(
-            BatchedHistogram,
+            Histogram,
             "django_http_requests_latency_including_middlewares_seconds",
             "Histogram of requests processing time (including middleware processing time).",
             buckets=PROMETHEUS_LATENCY_BUCKETS,
             namespace=NAMESPACE,
         )
         self.requests_latency_by_view_method = self.register_metric(
-            BatchedHistogram,
+            Histogram,
             "django_http_requests_latency_seconds_by_view_method",
             "Histogram of request processing time labelled by view.",
             ["view", "method"],

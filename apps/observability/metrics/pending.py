@@ -1,10 +1,11 @@
-"""Request metrics kept in the process and written to the multiprocess files in one go.
+"""Request and query metrics kept in the process and written to the multiprocess files in one go.
 
 Under gunicorn every update of a Prometheus value is a write to a memory-mapped file under a lock
-(prometheus_client's multiprocess mode), and a request updates eight of them. The request
-middleware (metrics/middleware.py) hands its updates to `request_updates` instead: appending to
-a deque costs next to nothing, and the background flusher (apps/common/flusher.py) adds them up
-and writes each series once per cycle.
+(prometheus_client's multiprocess mode): a request updates eight of them, and each query three
+more (django-prometheus' query count and duration, the duration's sum and bucket). The request
+middleware (metrics/middleware.py) and the database backends (metrics/db_backends) hand their
+updates to `request_updates` instead: appending to a deque costs next to nothing, and the
+background flusher (apps/common/flusher.py) adds them up and writes each series once per cycle.
 
 A scrape still sees every finished request:
 
@@ -29,19 +30,16 @@ from apps.common import flusher
 from apps.observability.metrics import registry as metrics
 
 
-class BatchedHistogram(Histogram):
-    """A Histogram that can take many observations in one write per bucket that received one."""
-
-    def observe_all(self, amounts):
-        """The same values as `observe(amount)` for each amount, in at most one write per file
-        value (the sum and each bucket) instead of two per observation."""
-        self._raise_if_not_observable()
-        counts = collections.Counter(
-            bisect.bisect_left(self._upper_bounds, amount) for amount in amounts
-        )
-        self._sum.inc(sum(amounts))
-        for index, count in counts.items():
-            self._buckets[index].inc(count)
+def observe_all(histogram, amounts):
+    """The same values as `histogram.observe(amount)` for each amount (a Histogram child), in at
+    most one write per file value (the sum and each bucket) instead of two per observation."""
+    histogram._raise_if_not_observable()
+    counts = collections.Counter(
+        bisect.bisect_left(histogram._upper_bounds, amount) for amount in amounts
+    )
+    histogram._sum.inc(sum(amounts))
+    for index, count in counts.items():
+        histogram._buckets[index].inc(count)
 
 
 class PendingUpdates:
@@ -62,8 +60,8 @@ class PendingUpdates:
         return self._buffered
 
     def add(self, *updates):
-        """(metric child, amount) pairs: a counter is incremented by the amount, a
-        BatchedHistogram observes it."""
+        """(metric child, amount) pairs: a counter is incremented by the amount, a histogram
+        observes it."""
         if self.buffered():
             flusher.ensure_started()
             self._updates.extend(updates)
@@ -102,11 +100,11 @@ def apply(updates):
         else:
             entry[1].append(amount)
     for child, values in amounts.values():
-        if isinstance(child, BatchedHistogram):
-            child.observe_all(values)
+        if isinstance(child, Histogram):
+            observe_all(child, values)
         else:
             child.inc(sum(values))
 
 
-# The request metrics' updates (one instance per process).
+# The request and query metrics' updates (one instance per process).
 request_updates = PendingUpdates()

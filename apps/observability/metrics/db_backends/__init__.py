@@ -9,7 +9,9 @@ it once per cursor class, alias and vendor, and its label children once with it:
 looks them up on every query (two `labels()` calls under a lock, one by keyword that sorts the
 names) and times it with a context manager per query. The PostgreSQL backend counts new
 connections (with the pool, checkouts: one per request) through label children looked up once
-too. The metrics and what they count are django-prometheus' own.
+too. Counts and durations are handed to the flusher with the request metrics (metrics/pending.py)
+rather than written to the multiprocess files on every query. The metrics and what they count are
+django-prometheus' own.
 settings.PROMETHEUS_DATABASE_ENGINES maps Django's engines to these.
 """
 
@@ -24,6 +26,8 @@ from django_prometheus.db import (
     execute_total,
     query_duration_seconds,
 )
+
+from apps.observability.metrics.pending import request_updates
 
 
 @functools.cache
@@ -44,7 +48,6 @@ def cursor_wrapper_class(cursor_class, alias, vendor):
 
     class CursorWrapper(cursor_class):
         def execute(self, *args, **kwargs):
-            executed.inc()
             started = time.perf_counter()
             try:
                 return super().execute(*args, **kwargs)
@@ -52,11 +55,10 @@ def cursor_wrapper_class(cursor_class, alias, vendor):
                 count_error(error)
                 raise
             finally:
-                duration.observe(time.perf_counter() - started)
+                request_updates.add((executed, 1), (duration, time.perf_counter() - started))
 
         def executemany(self, query, param_list, *args, **kwargs):
-            executed.inc(len(param_list))
-            executed_in_bulk.inc(len(param_list))
+            statements = len(param_list)
             started = time.perf_counter()
             try:
                 return super().executemany(query, param_list, *args, **kwargs)
@@ -64,6 +66,10 @@ def cursor_wrapper_class(cursor_class, alias, vendor):
                 count_error(error)
                 raise
             finally:
-                duration.observe(time.perf_counter() - started)
+                request_updates.add(
+                    (executed, statements),
+                    (executed_in_bulk, statements),
+                    (duration, time.perf_counter() - started),
+                )
 
     return CursorWrapper

@@ -1,5 +1,6 @@
 from apps.common.db_backends.postgresql import base as project_base
 from apps.observability.metrics.db_backends import connection_counters, cursor_wrapper_class
+from apps.observability.metrics.pending import request_updates
 
 
 class DatabaseWrapper(project_base.DatabaseWrapper):
@@ -21,7 +22,7 @@ class DatabaseWrapper(project_base.DatabaseWrapper):
 
     def get_new_connection(self, conn_params):
         made, failed = connection_counters(self.alias, self.vendor)
-        made.inc()
+        request_updates.add((made, 1))
         try:
             return super().get_new_connection(conn_params)
         except Exception:
