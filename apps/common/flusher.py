@@ -5,10 +5,11 @@ buffered (the request statistics, the query findings) and does its periodic chor
 batch_size)` deletes what is older than the retention and returns the counts per model.
 
 The thread starts on the first request that buffers something (`ensure_started`, a pid
-comparison on the request path), so it runs in every gunicorn worker with or without --preload
-and after any fork. Every TELEMETRY_FLUSH_SECONDS it runs every flush job, then at most once an
-hour the prune jobs (once an hour overall when the cache is shared). `flush_at_exit` runs the
-flush jobs a last time when the worker exits (gunicorn's worker_exit hook; atexit as a backup).
+comparison on the request path: `apps.common.process_id`), so it runs in every gunicorn worker
+with or without --preload and after any fork. Every TELEMETRY_FLUSH_SECONDS it runs every flush
+job, then at most once an hour the prune jobs (once an hour overall when the cache is shared).
+`flush_at_exit` runs the flush jobs a last time when the worker exits (gunicorn's worker_exit
+hook; atexit as a backup).
 A job that fails is logged and the others still run.
 
 The thread gives its database connections back after every cycle: with the psycopg pool a
@@ -28,6 +29,7 @@ import structlog
 from django.conf import settings
 from django.core.cache import cache
 
+from apps.common import process_id
 from apps.common.database import close_all_connections
 
 logger = structlog.get_logger(__name__)
@@ -62,12 +64,12 @@ def register(name, *, flush=None, prune=None):
 def ensure_started():
     """Start this process's flusher if it has none yet; cheap enough for every request."""
     global _started_pid, _stop
-    if _started_pid == os.getpid():
+    if _started_pid == process_id.current:
         return
     with _start_lock:
-        if _started_pid == os.getpid():
+        if _started_pid == process_id.current:
             return
-        _started_pid = os.getpid()
+        _started_pid = process_id.current
         interval = settings.TELEMETRY_FLUSH_SECONDS
         if interval <= 0:
             return
@@ -128,7 +130,7 @@ def prune_if_due():
 
 def flush_at_exit():
     """Last flush of a process that served requests (gunicorn worker_exit, atexit)."""
-    if _started_pid != os.getpid():
+    if _started_pid != process_id.current:
         return
     _stop.set()
     flush_cycle(final=True)

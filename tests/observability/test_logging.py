@@ -1,9 +1,11 @@
 """Structured logs: JSON lines with the request context, one access line per request, redaction
 on every destination (console, file)."""
 
+import datetime
 import json
 import logging
 import logging.handlers
+import re
 
 import pytest
 import structlog
@@ -13,6 +15,7 @@ from django.http import JsonResponse
 from django.test import Client, RequestFactory
 from prometheus_client import REGISTRY
 
+from apps.observability.logging import formatting
 from apps.observability.logging import middleware as request_logging
 from apps.observability.logging.formatting import emit, json_dumps, structured_formatter
 from apps.observability.logging.middleware import RequestContextMiddleware
@@ -397,6 +400,20 @@ def test_a_lost_access_line_is_logged_counted_and_the_next_line_written(monkeypa
 EVENT_WITH_A_SECRET = {"path": "/x/", "status": 200, "db_password": "p4ss-in-field", "n": [1, 2]}
 
 
+def test_the_timestamp_is_the_one_structlogs_iso_utc_stamper_writes():
+    stamper = structlog.processors.TimeStamper(fmt="iso", utc=True)
+
+    before = stamper(None, "info", {})["timestamp"]
+    ours = formatting.add_timestamp(None, "info", {})["timestamp"]
+    after = stamper(None, "info", {})["timestamp"]
+
+    def moment(text):
+        return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{6})?Z", ours)
+    assert moment(before) <= moment(ours) <= moment(after)
+
+
 def test_emit_writes_the_line_a_structlog_logger_would():
     logger = logging.getLogger("apps.logging_test")
     with captured_console() as console:
@@ -516,11 +533,7 @@ def _emitted_lines(logger_name, handler):
     fixed = structlog.processors.TimeStamper(fmt="2026-01-01T00:00:00Z", utc=True)
     from apps.observability.logging import formatting
 
-    index = next(
-        position
-        for position, processor in enumerate(formatting.SHARED_PROCESSORS)
-        if isinstance(processor, structlog.processors.TimeStamper)
-    )
+    index = formatting.SHARED_PROCESSORS.index(formatting.add_timestamp)
     stamper = formatting.SHARED_PROCESSORS[index]
     formatting.SHARED_PROCESSORS[index] = fixed
     try:

@@ -17,17 +17,41 @@ without a LogRecord. Any other handler, a filter on the way or a hook in the log
 
 import json
 import logging
-import os
+import time
 
 import orjson
 import structlog
 
+from apps.common import process_id
 from apps.common.redaction import redact_event_dict
 from apps.common.request_context import current_request_state, request_identity
+from apps.observability.logging import bound_context
 
 
 def add_process_id(logger, method_name, event_dict):
-    event_dict.setdefault("pid", os.getpid())
+    event_dict.setdefault("pid", process_id.current)
+    return event_dict
+
+
+# (second, its "YYYY-MM-DDTHH:MM:SS" in UTC): formatted once a second, one tuple so that threads
+# never pair a second with another second's text.
+_formatted_second = (None, "")
+
+
+def add_timestamp(logger, method_name, event_dict):
+    """structlog's TimeStamper(fmt="iso", utc=True), cheaper: the time in ISO 8601 in UTC with
+    microseconds and "Z". datetime's isoformat takes most of a microsecond; the date and time of
+    day change once a second and are formatted then."""
+    global _formatted_second
+    now = time.time()
+    second = int(now)
+    formatted = _formatted_second
+    if formatted[0] != second:
+        formatted = _formatted_second = (
+            second,
+            time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)),
+        )
+    event_dict["timestamp"] = f"{formatted[1]}.{int((now - second) * 1_000_000):06d}Z"
     return event_dict
 
 
@@ -49,11 +73,11 @@ def add_request_context(logger, method_name, event_dict):
 
 
 SHARED_PROCESSORS = [
-    structlog.contextvars.merge_contextvars,
+    bound_context.merge_contextvars,
     add_request_context,
     structlog.stdlib.add_log_level,
     structlog.stdlib.add_logger_name,
-    structlog.processors.TimeStamper(fmt="iso", utc=True),
+    add_timestamp,
     add_process_id,
 ]
 

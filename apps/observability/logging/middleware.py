@@ -23,14 +23,13 @@ logger, at a fraction of the cost, and not built at all when the level filters i
 
 import logging
 
-import structlog
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
 
 from apps.common import request_context
 from apps.common.sql import normalise_sql
 from apps.observability.after_response import call_after_response
-from apps.observability.logging import sentry
+from apps.observability.logging import bound_context, sentry
 from apps.observability.logging.formatting import emit
 
 ACCESS_LOGGER_NAME = sentry.ACCESS_LOGGER_NAME
@@ -96,7 +95,7 @@ class RequestContextMiddleware:
 
     def start(self, request):
         # Bindings a previous request on this thread left behind must not leak into this one.
-        structlog.contextvars.clear_contextvars()
+        bound_context.clear_contextvars()
         request_id = request_context.request_id_from_header(
             request.META.get(request_context.REQUEST_ID_META_KEY)
         )
@@ -128,7 +127,7 @@ class RequestContextMiddleware:
 
     def end(self, token):
         request_context.exit_request(token)
-        structlog.contextvars.clear_contextvars()
+        bound_context.clear_contextvars()
 
     def access_line(self, request, response, state):
         """(level, event) of the request's access line, or None when its level is off."""
