@@ -2,17 +2,24 @@
 
 import psycopg
 import pytest
+from asgiref.sync import async_to_sync, iscoroutinefunction
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import DatabaseError, connection, transaction
 from django.db.utils import load_backend
-from django.test import Client, override_settings
+from django.http import HttpResponse
+from django.test import AsyncClient, Client, RequestFactory, override_settings
 from django.urls import include, path
 from prometheus_client.parser import text_string_to_metric_families
 
 from apps.common import breakers
 from apps.observability.metrics import registry as metrics
 from apps.observability.metrics.db_backends import cursor_wrapper_class
+from apps.observability.metrics.middleware import (
+    PrometheusAfterMiddleware,
+    PrometheusBeforeMiddleware,
+    RequestMetrics,
+)
 from tests.observability.conftest import bearer, grant_ops_permission
 from tests.processes import free_port
 
@@ -102,6 +109,45 @@ def test_request_metrics_count_responses_by_status_and_view(client):
     assert delta(name, status="404", view="<unmatched>", method="GET") == 1
     # Scrapes themselves are not traffic.
     assert delta("django_http_requests_before_middlewares_total") == 2
+
+
+def test_a_request_served_through_asgi_is_counted_once(client):
+    before = scrape(client)
+    response = async_to_sync(AsyncClient().get)("/admin/login/")
+    assert response.status_code == 200
+    after = scrape(client)
+
+    delta = change_between(before, after)
+
+    assert delta("django_http_requests_before_middlewares_total") == 1
+    assert delta("django_http_responses_before_middlewares_total") == 1
+    assert delta("django_http_requests_latency_including_middlewares_seconds_count") == 1
+    name = "django_http_responses_total_by_status_view_method_total"
+    assert delta(name, status="200", view="admin:login", method="GET") == 1
+
+
+@pytest.mark.parametrize("asynchronous", [False, True], ids=["sync", "async"])
+def test_the_request_middleware_counts_a_request_once_in_and_once_out(asynchronous):
+    if asynchronous:
+
+        async def view(request):
+            return HttpResponse("ok")
+
+    else:
+
+        def view(request):
+            return HttpResponse("ok")
+
+    stack = PrometheusBeforeMiddleware(PrometheusAfterMiddleware(view))
+    assert iscoroutinefunction(stack) == asynchronous
+    counted = RequestMetrics.get_instance()
+    requests, responses = counted.requests_total._value, counted.responses_total._value
+    before = requests.get(), responses.get()
+
+    serve = async_to_sync(stack) if asynchronous else stack
+    assert serve(RequestFactory().get("/anything/")).status_code == 200
+
+    assert (requests.get(), responses.get()) == (before[0] + 1, before[1] + 1)
 
 
 # Request metrics django-prometheus has and the project does not export (apps/observability/

@@ -3,7 +3,7 @@
 django-prometheus' own pair of middleware updates 17 series per request: under gunicorn each
 update is a write to a multiprocess mmap file under a lock, and each of its 7 `labels()` lookups
 checks and sorts the label names under another lock (about 130 us per request on a trivial view,
-bench/README.md). These subclasses keep, with the same names and PROMETHEUS_LATENCY_BUCKETS:
+bench/README.md). These two keep, with the same names and PROMETHEUS_LATENCY_BUCKETS:
 
 - django_http_requests_before_middlewares_total, django_http_responses_before_middlewares_total:
   requests in and out of the whole stack (their difference is the requests in flight);
@@ -28,9 +28,11 @@ gunicorn these updates are kept in the process and written to the multiprocess f
 background flusher, each series once per cycle (metrics/pending.py).
 """
 
+import time
+
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django_prometheus import middleware
 from django_prometheus.conf import NAMESPACE, PROMETHEUS_LATENCY_BUCKETS
-from django_prometheus.utils import Time, TimeSince
 from prometheus_client import Counter, Histogram
 
 from apps.common.request_context import UNMATCHED_ROUTE, route_template
@@ -118,75 +120,87 @@ class RequestMetrics(middleware.Metrics):
             self._response_series[key] = series
         return series
 
-    def observe_request_in(self):
-        request_updates.add((self.requests_total, 1))
 
-    def observe_response_out(self, latency):
-        if latency is None:
-            request_updates.add((self.responses_total, 1))
-        else:
-            request_updates.add((self.responses_total, 1), (self.requests_latency_before, latency))
+# django-prometheus' method label: anything else is one label, not one per spelling.
+KNOWN_METHODS = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "DELETE", "TRACE", "OPTIONS", "CONNECT", "PATCH"}
+)
 
 
-def observe_response(series, latency):
-    by_status, by_status_view_method, latency_by_view_method = series
-    if latency is None:
-        request_updates.add((by_status, 1), (by_status_view_method, 1))
-    else:
+def method_label(method):
+    return method if method in KNOWN_METHODS else "<invalid method>"
+
+
+def view_label(request):
+    # Paths no URL pattern matched, or only a catch-all: the one label the logs and telemetry
+    # use, not django-prometheus' "<unnamed view>" or the catch-all's name.
+    resolver_match = getattr(request, "resolver_match", None)
+    route = route_template(resolver_match)
+    if route is None or route == UNMATCHED_ROUTE:
+        return UNMATCHED_ROUTE
+    return resolver_match.view_name
+
+
+class PrometheusMiddleware:
+    """A plain middleware (sync and async) timing the rest of the stack: what django-prometheus'
+    MiddlewareMixin-based pair does through process_request and process_response, without their
+    hook dispatch and time wrappers on every request. `finished` records the response."""
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        self.metrics = RequestMetrics.get_instance()
+        self.is_async = iscoroutinefunction(get_response)
+        if self.is_async:
+            markcoroutinefunction(self)
+
+    def __call__(self, request):
+        if self.is_async:
+            return self.__acall__(request)
+        started = time.perf_counter()
+        response = self.get_response(request)
+        self.finished(request, response, time.perf_counter() - started)
+        return response
+
+    async def __acall__(self, request):
+        started = time.perf_counter()
+        response = await self.get_response(request)
+        self.finished(request, response, time.perf_counter() - started)
+        return response
+
+
+class PrometheusBeforeMiddleware(PrometheusMiddleware):
+    """Starts the clock of the whole stack; counts requests in and responses out."""
+
+    def __call__(self, request):
+        if self.is_async:
+            return self.__acall__(request)
+        request_updates.add((self.metrics.requests_total, 1))
+        return super().__call__(request)
+
+    async def __acall__(self, request):
+        request_updates.add((self.metrics.requests_total, 1))
+        return await super().__acall__(request)
+
+    def finished(self, request, response, latency):
+        request_updates.add(
+            (self.metrics.responses_total, 1), (self.metrics.requests_latency_before, latency)
+        )
+
+
+class PrometheusAfterMiddleware(PrometheusMiddleware):
+    """Responses by status, view and method, and the view's latency; unhandled exceptions."""
+
+    def finished(self, request, response, latency):
+        by_status, by_status_view_method, latency_by_view_method = self.metrics.response_series(
+            view_label(request), method_label(request.method), response.status_code
+        )
         request_updates.add(
             (by_status, 1), (by_status_view_method, 1), (latency_by_view_method, latency)
         )
 
-
-def time_since(request, attribute):
-    started = getattr(request, attribute, None)
-    return None if started is None else TimeSince(started)
-
-
-class PrometheusBeforeMiddleware(middleware.PrometheusBeforeMiddleware):
-    """Starts the clock of the whole stack; counts requests in and responses out."""
-
-    metrics_cls = RequestMetrics
-
-    def process_request(self, request):
-        self.metrics.observe_request_in()
-        request.prometheus_before_middleware_event = Time()
-
-    def process_response(self, request, response):
-        self.metrics.observe_response_out(time_since(request, "prometheus_before_middleware_event"))
-        return response
-
-
-class PrometheusAfterMiddleware(middleware.PrometheusAfterMiddleware):
-    """Responses by status, view and method, and the view's latency; unhandled exceptions."""
-
-    metrics_cls = RequestMetrics
-
-    def process_request(self, request):
-        request.prometheus_after_middleware_event = Time()
-
-    def process_view(self, request, view_func, *view_args, **view_kwargs):
-        return None
-
-    def process_template_response(self, request, response):
-        return response
-
-    def process_response(self, request, response):
-        series = self.metrics.response_series(
-            self._get_view_name(request), self._method(request), response.status_code
-        )
-        observe_response(series, time_since(request, "prometheus_after_middleware_event"))
-        return response
-
     def process_exception(self, request, exception):
         self.metrics.exceptions_by_type.labels(type(exception).__name__).inc()
-        self.metrics.exceptions_by_view.labels(self._get_view_name(request)).inc()
-
-    def _get_view_name(self, request):
-        # Paths no URL pattern matched, or only a catch-all: the one label the logs and
-        # telemetry use, not django-prometheus' "<unnamed view>" or the catch-all's name.
-        resolver_match = getattr(request, "resolver_match", None)
-        route = route_template(resolver_match)
-        if route is None or route == UNMATCHED_ROUTE:
-            return UNMATCHED_ROUTE
-        return resolver_match.view_name
+        self.metrics.exceptions_by_view.labels(view_label(request)).inc()
