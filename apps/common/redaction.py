@@ -63,6 +63,11 @@ _sensitive_keys = {}
 _REDACTED_TEXT_CACHE_SIZE = 4096
 _REDACTED_TEXT_CACHE_MAX_LENGTH = 200
 
+# djangorestframework-api-key's keys: 8 + 1 + 32 characters.
+_API_KEY_LENGTH = 41
+# The characters of numbers, dates and times (an ISO 8601 timestamp, a duration, an amount).
+_NUMERIC_TEXT_CHARACTERS = "0123456789+-.:TZ "
+
 _MAX_DEPTH = 20
 _PRIMITIVES = (int, float, bool, type(None))
 _PRIMITIVE_TYPES = frozenset(_PRIMITIVES)
@@ -94,9 +99,23 @@ def _replace_pair_value(match):
     return f"{match.group('head')}{REDACTED}"
 
 
+def cannot_hold_secret(text):
+    """Whether no substitution of redact_text can change `text`, told without searching it.
+
+    Every pattern needs a separator (the ':' or '=' of a pair, the '.' of an API key, the '/' of
+    a URL, the space after "bearer"), so alphanumeric text holds none; and each needs a letter
+    other than T and Z, except an API key, which needs 41 characters: a number, date or time
+    shorter than that holds none either. Log lines carry such text on every line (request ids,
+    timestamps), each seen once, which the cache of redacted texts cannot help.
+    """
+    return text.isalnum() or (
+        len(text) < _API_KEY_LENGTH and not text.strip(_NUMERIC_TEXT_CHARACTERS)
+    )
+
+
 def redact_text(text):
     """`text` with every recognisable secret replaced by [REDACTED]."""
-    if not text:
+    if not text or cannot_hold_secret(text):
         return text
     if len(text) <= _REDACTED_TEXT_CACHE_MAX_LENGTH:
         return _redact_short_text(text)
@@ -150,11 +169,12 @@ def _redact_value(value, depth, stringify):
             if sensitive and not _is_empty(item):
                 redacted[key] = REDACTED
             elif type(item) is str:
-                redacted[key] = (
-                    _redact_short_text(item)
-                    if 0 < len(item) <= _REDACTED_TEXT_CACHE_MAX_LENGTH
-                    else redact_text(item)
-                )
+                if cannot_hold_secret(item):
+                    redacted[key] = item
+                elif len(item) <= _REDACTED_TEXT_CACHE_MAX_LENGTH:
+                    redacted[key] = _redact_short_text(item)
+                else:
+                    redacted[key] = _redact_text(item)
             elif type(item) in _PRIMITIVE_TYPES:
                 redacted[key] = item
             else:

@@ -1,9 +1,14 @@
 """The one redaction used by logs and Sentry: sensitive keys at any depth, secrets in any text."""
 
 import pytest
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from apps.common.redaction import (
     REDACTED,
+    _redact_text,
+    cannot_hold_secret,
     redact,
     redact_event_dict,
     redact_sentry_event,
@@ -179,3 +184,39 @@ def test_sentry_events_keep_package_names_that_look_like_keys():
         "modules": {"djangorestframework-api-key": "3.1.0"},
         "extra": {"api_key": REDACTED},
     }
+
+
+# Every character a pattern turns on, and the ones around them.
+_TRICKY_CHARACTERS = "aAbBeErRtTzZkKnNoOsSpPwWdDcCfFxXiI0123456789 :=./@-_+'\"&;\n\u017f\u212a"
+
+
+@given(
+    st.one_of(
+        st.text(alphabet=_TRICKY_CHARACTERS, max_size=60),
+        st.text(alphabet="0123456789+-.:TZ abBt", max_size=60),
+        st.text(alphabet="0123456789aAzZ", max_size=60),
+    )
+)
+@hypothesis_settings(max_examples=3000, deadline=None)
+def test_text_said_to_hold_no_secret_is_text_redaction_would_not_change(text):
+    if cannot_hold_secret(text):
+        assert _redact_text(text) == text
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["2026-12-05T21:32:17.382657Z", "3f9c2a7e5b1d4c6e8a0b2d4f6e8c0a1b", "GET", "request", "12.5"],
+)
+def test_request_ids_timestamps_and_words_are_known_to_hold_no_secret(text):
+    assert cannot_hold_secret(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        *("token=abc", "Bearer abc", f"abcdefgh.{'x' * 32}", "https://u:p@h", "a.b:c"),
+        f"12345678.{'9' * 32}",  # an API key's shape, in digits alone
+    ],
+)
+def test_text_with_a_separator_and_letters_or_an_api_keys_length_is_searched(text):
+    assert not cannot_hold_secret(text)
