@@ -49,7 +49,7 @@ import time
 from pathlib import Path
 
 from valgrind_count import instructions, require_valgrind
-from wsgi_calls import get_environ, serve_request
+from wsgi_calls import freeze_as_a_worker_does, get_environ, serve_request
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 OBSERVABILITY_PARTS = {
@@ -245,6 +245,7 @@ def main():
         from django.db import connections
 
         handlers = build_handlers()
+        freeze_as_a_worker_does()
         path = f"/bench/{arguments.view}"
         if arguments.serve:
             serve(handlers[arguments.serve], path, arguments.calls, close=not arguments.unclosed)

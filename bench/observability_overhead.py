@@ -70,7 +70,7 @@ from psycopg import sql
 from valgrind_count import instructions, require_valgrind
 from wrk_load import measure as measure_load
 from wrk_load import require_wrk, run_wrk
-from wsgi_calls import get_environ, serve_request
+from wsgi_calls import freeze_as_a_worker_does, get_environ, serve_request
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
@@ -498,6 +498,7 @@ def serve(path, calls):
     from django.core.handlers.wsgi import WSGIHandler
 
     handler = WSGIHandler()
+    freeze_as_a_worker_does()
     path_info, _, query = path.partition("?")
     authorization = os.environ.get("BENCH_AUTHORIZATION")
     headers = {"HTTP_AUTHORIZATION": authorization} if authorization else {}

@@ -30,7 +30,7 @@ sys.path.insert(0, str(BASE_DIR / "bench"))
 
 from orders_common import prepare_demo  # noqa: E402
 from valgrind_count import instructions, require_valgrind  # noqa: E402
-from wsgi_calls import get_environ, serve_request  # noqa: E402
+from wsgi_calls import freeze_as_a_worker_does, get_environ, serve_request  # noqa: E402
 
 VIEWS = {"api": ("/api/v1/orders/", "page_size=50"), "plain": ("/bench/plain-orders/", "")}
 WARM_UP_CALLS = 50
@@ -106,6 +106,7 @@ def main():
 
     logging.disable(logging.CRITICAL)
     handler = WSGIHandler()
+    freeze_as_a_worker_does()
     if options.serve:
         for _ in range(WARM_UP_CALLS + options.calls):
             call(handler, options.serve, key)
