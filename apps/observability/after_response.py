@@ -2,13 +2,14 @@
 
 A WSGI server calls the response's close() after writing its last byte (PEP 3333; gunicorn,
 uWSGI, wsgiref's runserver, Django's test client and its ASGI handler all do), and Django's
-HttpResponseBase.close() calls the response's resource closers. The access line and the
-Prometheus observations are made there: measured while the request is served, written after, as
-gunicorn writes its own access log. Their CPU cost stays the same; the client no longer waits
+HttpResponseBase.close() calls the response's resource closers. The access line and the request
+statistics (telemetry) are written there: measured while the request is served, written after,
+as gunicorn writes its own access log. Their CPU cost stays the same; the client no longer waits
 for it.
 
-The work runs in a copy of the context variables of the moment it was registered, so a line
-written after the response still carries the request's id, route and bound fields.
+The work runs in a copy of the context variables of the moment the response's first work was
+registered, so a line written after the response still carries the request's id, route and
+bound fields.
 
 The work is attached to the response object: a middleware further out that answered with a new
 response instead (ConditionalGetMiddleware's 304, say) would drop it. settings.MIDDLEWARE keeps
@@ -30,12 +31,28 @@ def call_after_response(response, work, callback, *args):
     """Call `callback(*args)` when the server closes `response`, in the context of this moment.
 
     `work` names it in the error line and in orders_after_response_failures_total if it fails:
-    Django would swallow the exception silently.
+    Django would swallow the exception silently. The work of one response (telemetry, then the
+    access line) runs in registration order from one resource closer, in the context of the first
+    registration: nothing between the two changes a context variable.
     """
-    context = contextvars.copy_context()
-    # A private list (FileResponse closes its file through it), unchanged since Django 3.0;
-    # tests/observability/test_logging.py fails if a Django upgrade stops calling it.
-    response._resource_closers.append(functools.partial(_run, context, work, callback, args))
+    pending = response.__dict__.get(_PENDING_WORK)
+    if pending is None:
+        pending = response.__dict__[_PENDING_WORK] = []
+        # A private list (FileResponse closes its file through it), unchanged since Django 3.0;
+        # tests/observability/test_logging.py fails if a Django upgrade stops calling it.
+        response._resource_closers.append(
+            functools.partial(_run_all, contextvars.copy_context(), pending)
+        )
+    pending.append((work, callback, args))
+
+
+# The response attribute holding its (work, callback, args) in registration order.
+_PENDING_WORK = "_observability_after_response"
+
+
+def _run_all(context, pending):
+    for work, callback, args in pending:
+        _run(context, work, callback, args)
 
 
 def _run(context, work, callback, args):
