@@ -22,7 +22,6 @@ import re
 import secrets
 import sys
 import time
-from collections import defaultdict
 
 from django.conf import settings
 from django.core.signals import got_request_exception
@@ -164,15 +163,18 @@ class QueryStats:
         self.count = 0
         self.seconds = 0.0
         # SQL with placeholders (never parameter values) -> [executions, seconds]
-        self.statements = defaultdict(lambda: [0, 0.0])
+        self.statements = {}
 
     def add(self, sql, seconds):
         self.count += 1
         self.seconds += seconds
-        if sql in self.statements or len(self.statements) < MAX_DISTINCT_STATEMENTS:
-            entry = self.statements[sql]
-            entry[0] += 1
-            entry[1] += seconds
+        entry = self.statements.get(sql)
+        if entry is None:
+            if len(self.statements) >= MAX_DISTINCT_STATEMENTS:
+                return
+            entry = self.statements[sql] = [0, 0.0]
+        entry[0] += 1
+        entry[1] += seconds
 
 
 class RequestState:

@@ -151,3 +151,17 @@ def test_async_requests_interleaved_on_one_loop_keep_their_own_context():
         mine = [line for line in lines if line.get("name") == name]
         assert [line["event"] for line in mine] == ["before await", "after await"]
         assert {line["request_id"] for line in mine} == {f"id-{name}"}
+
+
+def test_query_stats_count_every_query_but_tell_apart_a_bounded_number_of_statements():
+    from apps.common.request_context import MAX_DISTINCT_STATEMENTS, QueryStats
+
+    stats = QueryStats()
+    for number in range(MAX_DISTINCT_STATEMENTS + 50):
+        stats.add(f"SELECT {number}", 0.001)
+    stats.add("SELECT 0", 0.002)
+
+    assert stats.count == MAX_DISTINCT_STATEMENTS + 51
+    assert len(stats.statements) == MAX_DISTINCT_STATEMENTS
+    assert stats.statements["SELECT 0"] == [2, pytest.approx(0.003)]
+    assert "SELECT 250" not in stats.statements
