@@ -42,9 +42,10 @@ def should_record(request):
 
 
 def request_wrappers():
-    """silk's code around other code's queries: its middleware's __call__ (every request, recorded
-    or not), the SQLCompiler.execute_sql it patches in once it has recorded a request, the guard
-    in front of that (`execute_sql_when_recording`) and the query silk wraps (`request_query`)."""
+    """silk's code around other code's queries: its middleware's __call__ (the project's subclass,
+    apps/profiling/silk_middleware.py, marks its own), the SQLCompiler.execute_sql it patches in
+    once it has recorded a request, the guard in front of that (`execute_sql_when_recording`) and
+    the query silk wraps (`request_query`)."""
     from silk.middleware import SilkyMiddleware
 
     return (

@@ -8,6 +8,7 @@ from django.http import HttpResponse
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 from silk import model_factory
+from silk.collector import DataCollector
 from silk.models import Request, Response, SQLQuery
 
 from apps.profiling import silk as profiling_silk
@@ -31,6 +32,14 @@ def api(settings):
     return client
 
 
+@pytest.fixture
+def recording():
+    """A request silk is recording: what its response factory reads from the collector."""
+    DataCollector().configure(Request(path="/recorded/", method="GET"), should_profile=False)
+    yield
+    DataCollector().clear()
+
+
 def json_response(content):
     return HttpResponse(content, content_type="application/json")
 
@@ -49,7 +58,7 @@ def test_a_recorded_json_response_is_shown_with_sorted_keys_indented_by_two(api)
     assert stored.body == json.dumps(document, sort_keys=True, indent=2)
 
 
-def test_a_json_body_with_an_integer_beyond_64_bits_keeps_it_exact():
+def test_a_json_body_with_an_integer_beyond_64_bits_keeps_it_exact(recording):
     body, _ = ResponseModelFactory(json_response(b'{"n": 123456789012345678901234567890}')).body()
 
     assert json.loads(body) == {"n": 123456789012345678901234567890}
@@ -60,13 +69,13 @@ def test_a_json_body_with_an_integer_beyond_64_bits_keeps_it_exact():
     ['{"name": "Zoë"}'.encode(), b'{"ratio": NaN}', b"not json"],
     ids=["non-ascii", "nan", "invalid"],
 )
-def test_a_body_orjson_would_not_render_as_silk_does_is_left_to_silk(content):
+def test_a_body_orjson_would_not_render_as_silk_does_is_left_to_silk(content, recording):
     response = json_response(content)
 
     assert ResponseModelFactory(response).body() == silks_own_body(response)
 
 
-def test_a_body_over_the_size_limit_is_not_shown(settings, monkeypatch):
+def test_a_body_over_the_size_limit_is_not_shown(recording):
     response = json_response(b'{"rows": [' + b"1," * 20_000 + b"1]}")
 
     body, _ = ResponseModelFactory(response).body()
@@ -132,3 +141,10 @@ def test_a_recorded_request_counts_the_queries_recorded_with_it(api):
     recorded = Request.objects.get(path=CUSTOMERS)
     assert recorded.num_sql_queries == SQLQuery.objects.filter(request=recorded).count() >= 2
     assert Response.objects.get(request=recorded).status_code == 200
+
+
+def test_nothing_is_left_in_silks_collector_after_a_recording(api):
+    api.get(CUSTOMERS)
+
+    assert DataCollector().request is None
+    assert DataCollector().queries == {}
