@@ -61,6 +61,11 @@ def register(name, *, flush=None, prune=None):
     _jobs[name] = Job(name, flush, prune)
 
 
+def is_started():
+    """Whether this process has started its flusher (served a request that buffered something)."""
+    return _started_pid == process_id.current
+
+
 def ensure_started():
     """Start this process's flusher if it has none yet; cheap enough for every request."""
     global _started_pid, _stop

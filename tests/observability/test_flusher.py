@@ -59,6 +59,15 @@ def record(count=1, status=200, duration_ms=10.0, started_at=None):
 
 
 @override_settings(TELEMETRY_FLUSH_SECONDS=0)
+def test_a_process_has_started_its_flusher_only_once_it_asked_for_it():
+    assert not flusher.is_started()
+
+    flusher.ensure_started()
+
+    assert flusher.is_started()
+
+
+@override_settings(TELEMETRY_FLUSH_SECONDS=0)
 def test_no_thread_when_the_interval_is_zero():
     before = threading.active_count()
 

@@ -116,20 +116,46 @@ def test_a_failed_write_counts_lost_prometheus_work(monkeypatch):
     assert failures._value.get() == before + 1
 
 
-@pytest.mark.django_db
-def test_query_counts_and_durations_wait_for_the_flusher(monkeypatch):
-    monkeypatch.setattr(pending.flusher, "ensure_started", lambda: None)
-    monkeypatch.setattr(pending.request_updates, "_buffered", True)
-    pending.request_updates.write()
+@pytest.fixture
+def query_metrics():
+    """() -> (statements counted, durations observed) of the default database, as now."""
     executed = execute_total.labels("default", connection.vendor)
     durations = query_duration_seconds.labels("default", connection.vendor)
-    executed_before = executed._value.get()
-    observed_before = samples(durations)
+    return lambda: (executed._value.get(), samples(durations))
+
+
+@pytest.fixture
+def multiprocess_mode(monkeypatch):
+    monkeypatch.setattr(pending.request_updates, "_buffered", True)
+    pending.request_updates.write()
+
+
+@pytest.mark.django_db
+def test_query_counts_and_durations_of_a_serving_worker_wait_for_its_flusher(
+    monkeypatch, multiprocess_mode, query_metrics
+):
+    monkeypatch.setattr(pending.flusher, "is_started", lambda: True)
+    executed_before, observed_before = query_metrics()
 
     get_user_model().objects.count()
-    assert executed._value.get() == executed_before
-    assert samples(durations) == observed_before
+    assert query_metrics() == (executed_before, observed_before)
 
     pending.request_updates.write()
-    assert executed._value.get() == executed_before + 1
-    assert sum(samples(durations).values()) > sum(observed_before.values())
+    executed_after, observed_after = query_metrics()
+    assert executed_after == executed_before + 1
+    assert sum(observed_after.values()) > sum(observed_before.values())
+
+
+@pytest.mark.django_db
+def test_query_metrics_of_a_process_that_started_no_flusher_are_written_at_once(
+    monkeypatch, multiprocess_mode, query_metrics
+):
+    monkeypatch.setattr(pending.flusher, "is_started", lambda: False)
+    started = []
+    monkeypatch.setattr(pending.flusher, "ensure_started", lambda: started.append(1))
+    executed_before, _ = query_metrics()
+
+    get_user_model().objects.count()
+
+    assert query_metrics()[0] == executed_before + 1
+    assert started == []

@@ -68,6 +68,15 @@ class PendingUpdates:
         else:
             apply(updates)
 
+    def add_while_flushing(self, *updates):
+        """`add`, without ever starting the flusher: in a process whose requests have not started
+        it (a management command, a worker before its first request) the updates are applied at
+        once, as prometheus-client would."""
+        if self.buffered() and flusher.is_started():
+            self._updates.extend(updates)
+        else:
+            apply(updates)
+
     def write(self):
         """Write every pending update to the metric values (their multiprocess files)."""
         taken = []

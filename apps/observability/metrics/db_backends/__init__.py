@@ -55,7 +55,9 @@ def cursor_wrapper_class(cursor_class, alias, vendor):
                 count_error(error)
                 raise
             finally:
-                request_updates.add((executed, 1), (duration, time.perf_counter() - started))
+                request_updates.add_while_flushing(
+                    (executed, 1), (duration, time.perf_counter() - started)
+                )
 
         def executemany(self, query, param_list, *args, **kwargs):
             statements = len(param_list)
@@ -66,7 +68,7 @@ def cursor_wrapper_class(cursor_class, alias, vendor):
                 count_error(error)
                 raise
             finally:
-                request_updates.add(
+                request_updates.add_while_flushing(
                     (executed, statements),
                     (executed_in_bulk, statements),
                     (duration, time.perf_counter() - started),

@@ -22,7 +22,7 @@ class DatabaseWrapper(project_base.DatabaseWrapper):
 
     def get_new_connection(self, conn_params):
         made, failed = connection_counters(self.alias, self.vendor)
-        request_updates.add((made, 1))
+        request_updates.add_while_flushing((made, 1))
         try:
             return super().get_new_connection(conn_params)
         except Exception:
