@@ -169,7 +169,7 @@ def _redact_value(value, depth, stringify):
             if sensitive and not _is_empty(item):
                 redacted[key] = REDACTED
             elif type(item) is str:
-                if item.isalnum() or cannot_hold_secret(item):
+                if cannot_hold_secret(item):
                     redacted[key] = item
                 elif len(item) <= _REDACTED_TEXT_CACHE_MAX_LENGTH:
                     redacted[key] = _redact_short_text(item)

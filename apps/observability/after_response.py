@@ -27,6 +27,10 @@ from apps.observability.metrics import registry as metrics
 logger = structlog.get_logger(__name__)
 
 
+# The response attribute holding its (work, callback, args) in registration order.
+_PENDING_WORK = "_observability_after_response"
+
+
 def call_after_response(response, work, callback, *args):
     """Call `callback(*args)` when the server closes `response`, in the context of this moment.
 
@@ -44,10 +48,6 @@ def call_after_response(response, work, callback, *args):
             functools.partial(_run_all, contextvars.copy_context(), pending)
         )
     pending.append((work, callback, args))
-
-
-# The response attribute holding its (work, callback, args) in registration order.
-_PENDING_WORK = "_observability_after_response"
 
 
 def _run_all(context, pending):

@@ -42,14 +42,11 @@ def should_record(request):
 
 
 def request_wrappers():
-    """silk's code around other code's queries: its middleware's __call__ (the project's subclass,
-    apps/profiling/silk_middleware.py, marks its own), the SQLCompiler.execute_sql it patches in
-    once it has recorded a request, the guard in front of that (`execute_sql_when_recording`) and
-    the query silk wraps (`request_query`)."""
-    from silk.middleware import SilkyMiddleware
-
+    """silk's code around other code's queries: the SQLCompiler.execute_sql it patches in once it
+    has recorded a request, the guard in front of that (`execute_sql_when_recording`) and the
+    query silk wraps (`request_query`). The middleware's __call__, which runs instead of silk's,
+    marks itself (apps/profiling/silk_middleware.py)."""
     return (
-        SilkyMiddleware.__call__,
         execute_sql_recording_statement,
         execute_sql_when_recording,
         request_query,
@@ -212,8 +209,8 @@ def _redact_base64_text(encoded):
 
 def _mask_fields(instance, update_fields, maskers):
     """Mask each field of `maskers` ({name: function}) that this save writes, unless it still holds
-    the value masked at an earlier save: silk saves a recorded request four times or more (once
-    per query only to count it)."""
+    the value masked at an earlier save: written silk's own way (a recording with Python profiles),
+    a request is saved four times or more, once per query only to count it."""
     masked = instance.__dict__.setdefault("_masked_values", {})
     for name, mask in maskers.items():
         if update_fields is not None and name not in update_fields:

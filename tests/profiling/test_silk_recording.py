@@ -98,13 +98,17 @@ def masking_calls(monkeypatch):
 
 
 def test_each_text_of_a_recorded_request_is_masked_once_however_often_silk_saves_it(
-    api, masking_calls
+    masking_calls,
 ):
-    api.get(CUSTOMERS)
+    recorded = Request(path=CUSTOMERS, method="GET", body="", encoded_headers="{}")
+    recorded.save()
 
-    recorded = Request.objects.get(path=CUSTOMERS)
-    # silk saved the row again for each query it counted, and at the end.
-    assert recorded.num_sql_queries >= 2
+    # silk's own way of writing a recording: the row saved again to count each query, then whole.
+    for _ in range(2):
+        recorded.num_sql_queries += 1
+        recorded.save(update_fields=["num_sql_queries"])
+    recorded.save()
+
     assert masking_calls == dict.fromkeys(profiling_silk._REQUEST_MASKERS, 1)
 
 
