@@ -181,8 +181,8 @@ class RequestState:
     """Everything the request context knows about one request; mutated as the request goes on."""
 
     __slots__ = (
-        *("duration_ms", "exception", "method", "profiler_depth", "profiler_queries"),
-        *("profiler_seconds", "queries", "request", "request_id", "route", "slow", "started"),
+        *("_route", "duration_ms", "exception", "method", "profiler_depth", "profiler_queries"),
+        *("profiler_seconds", "queries", "request", "request_id", "slow", "started"),
         "started_at",
     )
 
@@ -190,7 +190,7 @@ class RequestState:
         self.request = request
         self.request_id = request_id
         self.method = request.method
-        self.route = None
+        self._route = None
         self.started_at = time.time()
         self.started = time.perf_counter()
         self.queries = QueryStats()
@@ -202,6 +202,18 @@ class RequestState:
         self.exception = None
         self.duration_ms = None
         self.slow = False
+
+    @property
+    def route(self):
+        """The route template (`route_template`) once URLs are resolved, else None."""
+        route = self._route
+        if route is None:
+            # Django resolves the URL once, inside the middleware; the route is read from it when
+            # a line or a tag first asks, not by a process_view hook on every request.
+            resolver_match = self.request.resolver_match
+            if resolver_match is not None:
+                route = self._route = route_template(resolver_match)
+        return route
 
     def finish(self):
         """Stop the request's clock, once: when the response leaves the outermost middleware
@@ -216,10 +228,6 @@ def enter_request(request, request_id):
     """Make `request` the current one; returns what `exit_request` needs to undo it."""
     state = RequestState(request, request_id)
     return state, request_state_var.set(state)
-
-
-def set_route(state, route):
-    state.route = route
 
 
 def exit_request(token):

@@ -51,8 +51,13 @@ def call_after_response(response, work, callback, *args):
 
 
 def _run_all(context, pending):
-    for work, callback, args in pending:
-        _run(context, work, callback, args)
+    try:
+        for work, callback, args in pending:
+            _run(context, work, callback, args)
+    finally:
+        # The work's arguments hold the response, which holds this list: a reference cycle that
+        # would keep the request's whole object graph alive until the garbage collector runs.
+        pending.clear()
 
 
 def _run(context, work, callback, args):

@@ -1,6 +1,8 @@
 """apps/observability/after_response.py: work done once the server closes the response."""
 
 import contextvars
+import gc
+import weakref
 
 from django.http import HttpResponse
 
@@ -55,3 +57,18 @@ def test_work_sees_the_context_of_the_request_after_it_has_ended():
     response.close()
 
     assert seen == ["request-1"]
+
+
+def test_a_closed_response_is_freed_without_the_garbage_collector():
+    # Work whose arguments hold the response (telemetry's) must not leave a reference cycle:
+    # the collector would free the request's whole object graph only when it next runs.
+    response = HttpResponse("ok")
+    call_after_response(response, "telemetry", lambda response: None, response)
+    freed = weakref.ref(response)
+    gc.disable()
+    try:
+        response.close()
+        del response
+        assert freed() is None
+    finally:
+        gc.enable()

@@ -2,10 +2,12 @@
 on every destination (console, file)."""
 
 import datetime
+import io
 import json
 import logging
 import logging.handlers
 import re
+import string
 
 import pytest
 import structlog
@@ -13,8 +15,13 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.http import JsonResponse
 from django.test import Client, RequestFactory
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from prometheus_client import REGISTRY
 
+from apps.common import request_context
+from apps.common.redaction import redact_text
 from apps.observability.logging import formatting
 from apps.observability.logging import middleware as request_logging
 from apps.observability.logging.formatting import emit, json_dumps, structured_formatter
@@ -383,7 +390,7 @@ def test_a_lost_access_line_is_logged_counted_and_the_next_line_written(monkeypa
     failures_before = REGISTRY.get_sample_value(*failures)
     with captured_console() as console:
         with monkeypatch.context() as patch:
-            patch.setattr(request_logging, "emit", failing_emit)
+            patch.setattr(request_logging, "emit_redacted", failing_emit)
             serve_without_closing("/logging-test/items/1/", x_request_id="failing-1").close()
         serve_without_closing("/logging-test/items/2/").close()
 
@@ -424,6 +431,92 @@ def test_emit_writes_the_line_a_structlog_logger_would():
     assert by_structlog.pop("timestamp") <= by_emit.pop("timestamp")
     assert json.dumps(by_emit) == json.dumps(by_structlog)  # the same fields in the same order
     assert by_emit["db_password"] == "[REDACTED]"
+
+
+def lines_of_emit_and_emit_redacted(fields, *, request_id="req-1", method="GET", path="/x/"):
+    """The line `emit` writes and the one `emit_redacted` writes for the same fields, in a
+    request context, to a plain stream handler with the project's JSON formatter (the road a
+    production line takes: pytest's own handlers on the root logger would divert both to the
+    record's), as (name, value) pairs in order without the timestamp."""
+    logger = logging.getLogger("apps.logging_test.emit_redacted")
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(structured_formatter("json"))
+    logger.addHandler(handler)
+    logger.propagate = False
+    request = RequestFactory().generic(method, path)
+    _, token = request_context.enter_request(request, request_id)
+    try:
+        assert formatting.direct_handlers(logger) == [handler]
+        emit(logger, logging.INFO, dict(fields))
+        formatting.emit_redacted(logger, logging.INFO, dict(fields))
+    finally:
+        request_context.exit_request(token)
+        logger.removeHandler(handler)
+        logger.propagate = True
+    by_emit, by_emit_redacted = json_lines(stream.getvalue())
+    return (
+        [item for item in by_emit.items() if item[0] != "timestamp"],
+        [item for item in by_emit_redacted.items() if item[0] != "timestamp"],
+    )
+
+
+@given(
+    request_id=st.from_regex(r"[A-Za-z0-9._-]{1,60}", fullmatch=True),
+    method=st.text(alphabet=string.ascii_letters + "!#$%&'*+-.^_`|~=:", min_size=1, max_size=50),
+    path=st.sampled_from(
+        ["/x/", "/reset/token=abc/", "/k/AbCdEfGh.0123456789abcdef0123456789abcdef/"]
+    ),
+)
+@hypothesis_settings(max_examples=60, deadline=None)
+def test_emit_redacted_writes_the_line_emit_writes(request_id, method, path):
+    fields = {"path": redact_text(path), "status": 200, "duration_ms": 1.5, "event": "request"}
+
+    by_emit, by_emit_redacted = lines_of_emit_and_emit_redacted(
+        fields, request_id=request_id, method=method, path=path
+    )
+
+    assert by_emit_redacted == by_emit
+
+
+def test_emit_redacted_redacts_a_request_id_shaped_like_an_api_key():
+    _, by_emit_redacted = lines_of_emit_and_emit_redacted(
+        {"event": "request"}, request_id="AbCdEfGh.0123456789abcdef0123456789abcdef"
+    )
+
+    assert dict(by_emit_redacted)["request_id"] == "AbCdEfGh.[REDACTED]"
+
+
+class ReprWithASecret:
+    def __repr__(self):
+        return "<Thing token=s3cr3t>"
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"event": "request", "session_count": 3},
+        {"event": "request", "top_queries": [{"fingerprint": "SELECT 1 -- password=hunter2"}]},
+        {"event": "request", "detail": ReprWithASecret()},
+    ],
+    ids=["name-redaction-hides", "text-inside-a-list", "object-rendered-as-text"],
+)
+def test_emit_redacted_leaves_to_emit_a_line_it_cannot_render_as_it_is(fields):
+    by_emit, by_emit_redacted = lines_of_emit_and_emit_redacted(fields)
+
+    assert by_emit_redacted == by_emit
+    assert "[REDACTED]" in json.dumps(by_emit_redacted)
+
+
+def test_emit_redacted_writes_what_the_view_bound_as_emit_does():
+    structlog.contextvars.bind_contextvars(api_token="t0k3n-value", batch="b-7")
+    try:
+        by_emit, by_emit_redacted = lines_of_emit_and_emit_redacted({"event": "request"})
+    finally:
+        structlog.contextvars.clear_contextvars()
+
+    assert by_emit_redacted == by_emit
+    assert dict(by_emit_redacted)["api_token"] == "[REDACTED]"
 
 
 def emit_to_handler_only(logger_name, handler):

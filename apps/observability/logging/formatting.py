@@ -23,7 +23,7 @@ import orjson
 import structlog
 
 from apps.common import process_id
-from apps.common.redaction import redact_event_dict
+from apps.common.redaction import is_sensitive_key, redact_event_dict, redact_text
 from apps.common.request_context import current_request_state, request_identity
 from apps.observability.logging import bound_context
 
@@ -115,13 +115,85 @@ def emit(logger, level, event_dict):
     nothing filters or hooks the records (`direct_handlers`), the rendered line is written to
     them without building a LogRecord: the same text, as StreamHandler.emit writes it.
     """
-    method_name = _METHOD_NAMES.get(level, "error" if level < logging.CRITICAL else "critical")
+    method_name = _method_name(level)
     for processor in SHARED_PROCESSORS:
         event_dict = processor(logger, method_name, event_dict)
     handlers = None if "exc_info" in event_dict else direct_handlers(logger)
     if handlers is None:
         _handle_record(logger, level, method_name, event_dict)
         return
+    _write_direct(handlers, logger, level, method_name, event_dict, redacted=False)
+
+
+# The types of value a line from `emit_redacted` may hold: rendered as they are, never stringified.
+_PLAIN_VALUE_TYPES = frozenset({str, int, float, bool, type(None)})
+# Field names found not sensitive (is_sensitive_key), those the processors add among them: a
+# line's names are checked in one go.
+_PLAIN_FIELD_NAMES = {"request_id", "method", "route", "user_id", "organization_id"}
+_PLAIN_FIELD_NAMES.update(("level", "logger", "timestamp", "pid"))
+
+
+def emit_redacted(logger, level, fields):
+    """`emit` for a line whose fields the caller has redacted (redact_text) or wrote itself:
+    numbers and text no client sent. The access line, on every request.
+
+    What the shared processors add is added here, in their order, the request id and method
+    (which the client sends) redacted; then each handler's formatter renders the line without
+    redacting it again. Redacting every field of every line is most of a line's cost. The line
+    is `emit`'s, and `emit` writes it whenever it could differ: a handler that is not direct, a
+    structlog binding (any value), an exception, a value that is not a plain number or text,
+    or a field name redaction hides.
+    """
+    handlers = None if bound_context.has_bindings() else direct_handlers(logger)
+    state = current_request_state()
+    user_id = organization_id = None
+    if state is not None:
+        user_id, organization_id = request_identity(state.request)
+    if (
+        handlers is None
+        or not _PLAIN_VALUE_TYPES.issuperset(map(type, fields.values()))
+        or type(user_id) not in _PLAIN_VALUE_TYPES
+        or type(organization_id) not in _PLAIN_VALUE_TYPES
+        or not _plain_field_names(fields)
+    ):
+        emit(logger, level, fields)
+        return
+    method_name = _method_name(level)
+    # The caller's dict becomes the event, as with `emit`; the names added below are plain.
+    event_dict = fields
+    if state is not None:
+        # add_request_context, with the client's text redacted.
+        event_dict.setdefault("request_id", redact_text(state.request_id))
+        event_dict.setdefault("method", redact_text(state.method))
+        route = state.route
+        if route is not None:
+            event_dict.setdefault("route", route)
+        if user_id is not None:
+            event_dict.setdefault("user_id", user_id)
+        if organization_id is not None:
+            event_dict.setdefault("organization_id", organization_id)
+    event_dict["level"] = method_name
+    event_dict["logger"] = logger.name
+    add_timestamp(logger, method_name, event_dict)
+    event_dict.setdefault("pid", process_id.current)
+    _write_direct(handlers, logger, level, method_name, event_dict, redacted=True)
+
+
+def _plain_field_names(fields):
+    """Whether no name in `fields` is one redaction hides (is_sensitive_key)."""
+    if _PLAIN_FIELD_NAMES.issuperset(fields):
+        return True
+    if any(is_sensitive_key(name) for name in fields):
+        return False
+    _PLAIN_FIELD_NAMES.update(fields)
+    return True
+
+
+def _method_name(level):
+    return _METHOD_NAMES.get(level, "error" if level < logging.CRITICAL else "critical")
+
+
+def _write_direct(handlers, logger, level, method_name, event_dict, *, redacted):
     renderings = {}
     for handler in handlers:
         if level < handler.level:
@@ -130,7 +202,7 @@ def emit(logger, level, event_dict):
         text = renderings.get(formatter.output_format)
         if text is None:
             text = renderings[formatter.output_format] = formatter.render(
-                logger, method_name, event_dict
+                logger, method_name, event_dict, redacted=redacted
             )
         _write_line(handler, text, logger, level, method_name, event_dict)
 
@@ -153,11 +225,13 @@ def _handle_record(logger, level, method_name, event_dict):
 
 
 def _write_line(handler, text, logger, level, method_name, event_dict):
-    # StreamHandler.handle and .emit without a record: its lock, its terminator, its flush.
+    # StreamHandler.handle, .emit and .flush without a record: its lock, its terminator, its flush.
     handler.acquire()
     try:
-        handler.stream.write(text + handler.terminator)
-        handler.flush()
+        stream = handler.stream
+        stream.write(text + handler.terminator)
+        if hasattr(stream, "flush"):
+            stream.flush()
     except RecursionError:
         raise
     except Exception:
@@ -206,11 +280,15 @@ class StructuredFormatter(structlog.stdlib.ProcessorFormatter):
     def __init__(self, *args, output_format, **kwargs):
         super().__init__(*args, **kwargs)
         self.output_format = output_format
-        # What a line from `emit` goes through: it carries no record to remove from it.
+        # What a line from `emit` goes through: it carries no record to remove from it; a line
+        # from `emit_redacted` is not redacted again.
         self.line_processors = [
             processor
             for processor in self.processors
             if processor is not structlog.stdlib.ProcessorFormatter.remove_processors_meta
+        ]
+        self.redacted_line_processors = [
+            processor for processor in self.line_processors if processor is not redact_event_dict
         ]
 
     def format(self, record):
@@ -227,12 +305,13 @@ class StructuredFormatter(structlog.stdlib.ProcessorFormatter):
             text = renderings[self.output_format] = event_dict
         return text
 
-    def render(self, logger, method_name, event_dict):
-        """The text `format` returns for a line from `emit`, without a record."""
+    def render(self, logger, method_name, event_dict, *, redacted=False):
+        """The text `format` returns for a line from `emit`, without a record; `redacted` for a
+        line from `emit_redacted`."""
         if self.logger is not None:
             logger = self.logger
         event_dict = dict(event_dict)
-        for processor in self.line_processors:
+        for processor in self.redacted_line_processors if redacted else self.line_processors:
             event_dict = processor(logger, method_name, event_dict)
         return event_dict
 

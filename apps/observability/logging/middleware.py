@@ -17,8 +17,9 @@ requests it sees (SkipRequestsWithAccessLine in logging/formatting.py): one line
 Probes are answered before it, static files are not logged. The line is measured when the
 response leaves the middleware and written once the server has sent it and closes it, in the
 request's context (apps/observability/after_response.py), as gunicorn writes its own access log.
-It goes through `emit` (logging/formatting.py): the same line and handlers as a structlog
-logger, at a fraction of the cost, and not built at all when the level filters it out.
+It goes through `emit_redacted` (logging/formatting.py): the same line and handlers as a
+structlog logger, at a fraction of the cost, and not built at all when the level filters it out;
+the path is its only client text, redacted here, and the rest is numbers and names.
 """
 
 import logging
@@ -27,10 +28,11 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
 
 from apps.common import request_context
+from apps.common.redaction import redact_text
 from apps.common.sql import normalise_sql
 from apps.observability.after_response import call_after_response
 from apps.observability.logging import bound_context, sentry
-from apps.observability.logging.formatting import emit
+from apps.observability.logging.formatting import emit_redacted
 
 ACCESS_LOGGER_NAME = sentry.ACCESS_LOGGER_NAME
 access_logger = logging.getLogger(ACCESS_LOGGER_NAME)
@@ -105,22 +107,18 @@ class RequestContextMiddleware:
             sentry.tag_request(request_id=request_id)
         return request_context.enter_request(request, request_id)
 
-    def process_view(self, request, view_func, view_args, view_kwargs):
-        # The route is known only once URLs are resolved, which happens after __call__ starts.
-        state = request_context.current_request_state()
-        if state is not None and state.request is request:
-            route = request_context.route_template(request.resolver_match)
-            request_context.set_route(state, route)
-            if self.sentry_enabled:
-                sentry.tag_request(route=route)
-
     def finish(self, request, response, state):
         response[request_context.REQUEST_ID_HEADER] = state.request_id
+        if self.sentry_enabled:
+            # Read by the request's transaction, which Sentry finishes after the response.
+            sentry.tag_request(route=state.route)
         if request.has_access_line:
             try:
                 line = self.access_line(request, response, state)
                 if line is not None:
-                    call_after_response(response, "access line", emit, access_logger, *line)
+                    call_after_response(
+                        response, "access line", emit_redacted, access_logger, *line
+                    )
             except Exception:
                 # Logging must never turn a served request into an error.
                 access_logger.exception("access line failed")
@@ -144,7 +142,8 @@ class RequestContextMiddleware:
             return None
         queries = state.queries
         fields = {
-            "path": request.path,
+            # The only text here a client sent (emit_redacted adds the request id and method).
+            "path": redact_text(request.path),
             "status": status,
             "duration_ms": round(state.duration_ms, 2),
             "response_bytes": response_size(response),
