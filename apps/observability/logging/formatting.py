@@ -141,8 +141,8 @@ def emit_redacted(logger, level, fields):
     (which the client sends) redacted; then each handler's formatter renders the line without
     redacting it again. Redacting every field of every line is most of a line's cost. The line
     is `emit`'s, and `emit` writes it whenever it could differ: a handler that is not direct, a
-    structlog binding (any value), an exception, a value that is not a plain number or text,
-    or a field name redaction hides.
+    structlog binding (any value), an exception (`exc_info`, which is rendered as text), a value
+    that is not a plain number or text, or a field name redaction hides.
     """
     handlers = None if bound_context.has_bindings() else direct_handlers(logger)
     state = current_request_state()
@@ -155,6 +155,7 @@ def emit_redacted(logger, level, fields):
         or type(user_id) not in _PLAIN_VALUE_TYPES
         or type(organization_id) not in _PLAIN_VALUE_TYPES
         or not _plain_field_names(fields)
+        or "exc_info" in fields
     ):
         emit(logger, level, fields)
         return
@@ -288,7 +289,9 @@ class StructuredFormatter(structlog.stdlib.ProcessorFormatter):
             if processor is not structlog.stdlib.ProcessorFormatter.remove_processors_meta
         ]
         self.redacted_line_processors = [
-            processor for processor in self.line_processors if processor is not redact_event_dict
+            processor
+            for processor in self.line_processors
+            if processor not in (redact_event_dict, structlog.processors.format_exc_info)
         ]
 
     def format(self, record):
@@ -327,9 +330,13 @@ def json_dumps(value, default=None, **options):
     just as compact, so every line is ASCII (other characters escaped) whichever renders it.
     """
     try:
-        text = orjson.dumps(value, default=default, option=orjson.OPT_NON_STR_KEYS)
+        text = orjson.dumps(value, default=default)
     except orjson.JSONEncodeError:
-        text = None
+        # Non-string keys are rare, and the option that renders them slows every line down.
+        try:
+            text = orjson.dumps(value, default=default, option=orjson.OPT_NON_STR_KEYS)
+        except orjson.JSONEncodeError:
+            text = None
     if text is None or not text.isascii():
         return json.dumps(value, default=default, separators=COMPACT_SEPARATORS, **options)
     return text.decode("ascii")

@@ -62,7 +62,8 @@ class PendingUpdates:
     def add(self, *updates):
         """(metric child, amount) pairs: a counter is incremented by the amount, a histogram
         observes it."""
-        if self.buffered():
+        # `buffered()` once decided, without a call on every request.
+        if self._buffered or (self._buffered is None and self.buffered()):
             flusher.ensure_started()
             self._updates.extend(updates)
         else:
@@ -79,15 +80,20 @@ class PendingUpdates:
 
     def write(self):
         """Write every pending update to the metric values (their multiprocess files)."""
-        taken = []
+        # Taken one by one (another thread may be adding) and grouped by series as they come.
+        amounts = {}
         pop = self._updates.popleft
         try:
             while True:
-                taken.append(pop())
+                child, amount = pop()
+                values = amounts.get(child)
+                if values is None:
+                    amounts[child] = [amount]
+                else:
+                    values.append(amount)
         except IndexError:
             pass
-        if taken:
-            apply(taken)
+        _write_amounts(amounts)
 
     def flush_job(self, final):
         """The flusher's job. A failed write is counted as lost Prometheus work, as it was when
@@ -103,12 +109,17 @@ def apply(updates):
     """Each series once: counters by the sum of their increments, histograms in one batch."""
     amounts = {}
     for child, amount in updates:
-        entry = amounts.get(id(child))
-        if entry is None:
-            amounts[id(child)] = (child, [amount])
+        values = amounts.get(child)
+        if values is None:
+            amounts[child] = [amount]
         else:
-            entry[1].append(amount)
-    for child, values in amounts.values():
+            values.append(amount)
+    _write_amounts(amounts)
+
+
+def _write_amounts(amounts):
+    # Metric children compare and hash by identity: one entry per series.
+    for child, values in amounts.items():
         if isinstance(child, Histogram):
             observe_all(child, values)
         else:
