@@ -49,7 +49,12 @@ import time
 from pathlib import Path
 
 from valgrind_count import instructions, require_valgrind
-from wsgi_calls import freeze_as_a_worker_does, get_environ, serve_request
+from wsgi_calls import (
+    collect_what_the_requests_left,
+    freeze_as_a_worker_does,
+    get_environ,
+    serve_request,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 OBSERVABILITY_PARTS = {
@@ -228,6 +233,7 @@ def count_instructions(view, calls, variants, unclosed):
 def serve(handler, path, calls, close):
     for _ in range(WARM_UP_CALLS + calls):
         call(handler, path, close)
+    collect_what_the_requests_left()
 
 
 def main():

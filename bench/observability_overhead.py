@@ -70,7 +70,12 @@ from psycopg import sql
 from valgrind_count import instructions, require_valgrind
 from wrk_load import measure as measure_load
 from wrk_load import require_wrk, run_wrk
-from wsgi_calls import freeze_as_a_worker_does, get_environ, serve_request
+from wsgi_calls import (
+    collect_what_the_requests_left,
+    freeze_as_a_worker_does,
+    get_environ,
+    serve_request,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
@@ -504,6 +509,7 @@ def serve(path, calls):
     headers = {"HTTP_AUTHORIZATION": authorization} if authorization else {}
     for _ in range(INSTRUCTION_WARM_UP_CALLS + calls):
         serve_request(handler, get_environ(path_info, query=query, headers=headers))
+    collect_what_the_requests_left()
 
 
 def count_instructions(arguments, environment, directory, key):

@@ -18,8 +18,8 @@ off the request's duration, so that a recorded request reports what an unrecorde
 import contextlib
 import contextvars
 import functools
+import os
 import re
-import secrets
 import sys
 import time
 
@@ -67,7 +67,8 @@ def request_id_from_header(value):
     """
     if value and _SANE_REQUEST_ID.fullmatch(value):
         return value
-    return secrets.token_hex(16)
+    # secrets.token_hex(16), without its two Python calls on every request.
+    return os.urandom(16).hex()
 
 
 def _named_groups_as_placeholders(route):
