@@ -131,6 +131,8 @@ _PLAIN_VALUE_TYPES = frozenset({str, int, float, bool, type(None)})
 # line's names are checked in one go.
 _PLAIN_FIELD_NAMES = {"request_id", "method", "route", "user_id", "organization_id"}
 _PLAIN_FIELD_NAMES.update(("level", "logger", "timestamp", "pid"))
+# Names are remembered up to this many, however many a caller makes up.
+_MAX_PLAIN_FIELD_NAMES = 1024
 
 
 def emit_redacted(logger, level, fields):
@@ -186,7 +188,8 @@ def _plain_field_names(fields):
         return True
     if any(is_sensitive_key(name) for name in fields):
         return False
-    _PLAIN_FIELD_NAMES.update(fields)
+    if len(_PLAIN_FIELD_NAMES) < _MAX_PLAIN_FIELD_NAMES:
+        _PLAIN_FIELD_NAMES.update(fields)
     return True
 
 
