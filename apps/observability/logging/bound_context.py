@@ -45,8 +45,6 @@ def has_bindings():
     """Whether any key is bound in this context (merge_contextvars would add something)."""
     if _bound_variables is None:
         return bool(structlog.contextvars.get_contextvars())
-    if _bound_variables:
-        for variable in tuple(_bound_variables.values()):
-            if variable.get(Ellipsis) is not Ellipsis:
-                return True
-    return False
+    return any(
+        variable.get(Ellipsis) is not Ellipsis for variable in tuple(_bound_variables.values())
+    )

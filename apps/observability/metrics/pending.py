@@ -80,20 +80,16 @@ class PendingUpdates:
 
     def write(self):
         """Write every pending update to the metric values (their multiprocess files)."""
-        # Taken one by one (another thread may be adding) and grouped by series as they come.
-        amounts = {}
+        apply(self._take_all())
+
+    def _take_all(self):
+        # One by one: another thread may be adding meanwhile.
         pop = self._updates.popleft
         try:
             while True:
-                child, amount = pop()
-                values = amounts.get(child)
-                if values is None:
-                    amounts[child] = [amount]
-                else:
-                    values.append(amount)
+                yield pop()
         except IndexError:
-            pass
-        _write_amounts(amounts)
+            return
 
     def flush_job(self, final):
         """The flusher's job. A failed write is counted as lost Prometheus work, as it was when
@@ -107,6 +103,7 @@ class PendingUpdates:
 
 def apply(updates):
     """Each series once: counters by the sum of their increments, histograms in one batch."""
+    # Metric children compare and hash by identity: one entry per series.
     amounts = {}
     for child, amount in updates:
         values = amounts.get(child)
@@ -114,11 +111,6 @@ def apply(updates):
             amounts[child] = [amount]
         else:
             values.append(amount)
-    _write_amounts(amounts)
-
-
-def _write_amounts(amounts):
-    # Metric children compare and hash by identity: one entry per series.
     for child, values in amounts.items():
         if isinstance(child, Histogram):
             observe_all(child, values)
