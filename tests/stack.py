@@ -80,6 +80,8 @@ DEBIAN_PACKAGES = {
     "alertmanager": "prometheus-alertmanager",
 }
 START_SECONDS = 60
+# Programs start in milliseconds: a port polled this often finds them up as soon as they are.
+PORT_POLL_SECONDS = 0.0005
 STOP_SECONDS = 30
 # Production settings, one worker of four threads per instance, statistics flushed every second
 # (the drills compare them with what they sent), no API throttling in the way of the load.
@@ -111,12 +113,16 @@ def missing_programs():
 class Program:
     """A long-running program in a process group of its own, its output in a log file."""
 
-    def __init__(self, name, command, log_path, environment=None, port=None, ready_path=None):
+    def __init__(
+        self, name, command, log_path, environment=None, port=None, ready_path=None, ready_when=None
+    ):
         self.name, self.command, self.log_path = name, command, log_path
         self.environment = environment
         self.port = port
         # An HTTP path answering 200 once the program serves (listening can come earlier).
         self.ready_path = ready_path
+        # Or any other sign that it serves: a callable, true once it does.
+        self.ready_when = ready_when
         self.process = None
 
     def start(self):
@@ -129,14 +135,25 @@ class Program:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
+        try:
+            self._wait_until_ready()
+        except BaseException:
+            self.stop()  # a program that never became ready must not outlive its caller
+            raise
+
+    def _wait_until_ready(self):
         if self.port is not None and not wait_until(
-            lambda: port_accepts(self.port) or self.process.poll() is not None, START_SECONDS
+            lambda: port_accepts(self.port) or self.process.poll() is not None,
+            START_SECONDS,
+            step=PORT_POLL_SECONDS,
         ):
             raise RuntimeError(f"{self.name} did not listen on {self.port}:\n{self.log()}")
         if self.process.poll() is not None:
             raise RuntimeError(f"{self.name} exited:\n{self.log()}")
         if self.ready_path is not None and not wait_until(self._ready, START_SECONDS):
             raise RuntimeError(f"{self.name} never ready on {self.ready_path}:\n{self.log()}")
+        if self.ready_when is not None and not wait_until(self.ready_when, START_SECONDS):
+            raise RuntimeError(f"{self.name} never ready:\n{self.log()}")
 
     def _ready(self):
         try:
@@ -277,6 +294,14 @@ class HAProxyRuntime:
                 chunks.append(chunk)
         return b"".join(chunks).decode()
 
+    def answers(self):
+        """Whether the API takes commands: HAProxy can listen on its ports before it has created
+        the socket, so a port that accepts says nothing of it."""
+        try:
+            return bool(self.command("show info"))
+        except OSError:
+            return False
+
     def place(self, slot, address):
         """Point server slot `slot` (web1, web2, ...) of backend web at `address` and enable it."""
         host, port = address.rsplit(":", 1)
@@ -303,6 +328,27 @@ class HAProxyRuntime:
             for name, values in self.statistics().items()
             if name.startswith("web")
         }
+
+
+def load_balancer(directory, port, stats_port, slots):
+    """HAProxy on deploy/haproxy/haproxy.cfg, its `slots` server slots in maintenance, and its
+    runtime API: the Program is ready once that API takes commands."""
+    runtime = HAProxyRuntime(Path(directory) / "haproxy.sock")
+    program = Program(
+        "haproxy",
+        [PROGRAMS["haproxy"], "-f", str(HAPROXY_CONFIG)],
+        Path(directory) / "haproxy.log",
+        environment={
+            **os.environ,
+            "LB_BIND": f"127.0.0.1:{port}",
+            "LB_STATS_BIND": f"127.0.0.1:{stats_port}",
+            "WEB_SLOTS": str(slots),
+            "HAPROXY_ADMIN_SOCKET": str(runtime.socket_path),
+        },
+        port=port,
+        ready_when=runtime.answers,
+    )
+    return program, runtime
 
 
 @dataclass
@@ -520,23 +566,14 @@ class Stack:
         self.api_key = issued.strip().splitlines()[-1]
 
     def _start_load_balancer(self):
-        socket_path = self.directory / "haproxy.sock"
-        self.haproxy = Program(
-            "haproxy",
-            [PROGRAMS["haproxy"], "-f", str(HAPROXY_CONFIG)],
-            self.directory / "haproxy.log",
-            environment={
-                **os.environ,
-                "LB_BIND": f"127.0.0.1:{self.load_balancer_port}",
-                "LB_STATS_BIND": f"127.0.0.1:{self.load_balancer_stats_port}",
-                "WEB_SLOTS": str(len(self.instances)),
-                "HAPROXY_ADMIN_SOCKET": str(socket_path),
-            },
-            port=self.load_balancer_port,
+        self.haproxy, self.haproxy_runtime = load_balancer(
+            self.directory,
+            self.load_balancer_port,
+            self.load_balancer_stats_port,
+            slots=len(self.instances),
         )
         self.haproxy.start()
         self._exit.callback(self.haproxy.stop)
-        self.haproxy_runtime = HAProxyRuntime(socket_path)
         for number, instance in enumerate(self.instances, start=1):
             self.haproxy_runtime.place(f"web{number}", instance.address)
         if not wait_until(
