@@ -20,6 +20,7 @@ from rest_framework.views import APIView
 from apps.api.errors import error_responses
 from apps.api.exceptions import Conflict
 from apps.api.filters import DjangoFilterBackend
+from apps.api.views import ReleasedOnCloseMixin
 from apps.orders import idempotency, reports, services
 from apps.orders.api.exceptions import IdempotencyKeyReused
 from apps.orders.api.filters import CustomerFilter, OrderFilter, ProductFilter, SafeSearchFilter
@@ -46,7 +47,7 @@ class ApiRootView(APIRootView):
 
 
 # Everything an API view shares: the key's organization, and no caching of answers.
-class OrganizationAPIMixin:
+class OrganizationAPIMixin(ReleasedOnCloseMixin):
     lookup_value_regex = ID_PATTERN
 
     @property
