@@ -33,7 +33,7 @@ free of HTTP and scheduling noise, which on a busy machine can drown the differe
 
     .venv/bin/python bench/observability_overhead.py [--requests 400] [--database-url URL]
                                                      [--throughput-seconds 5] [--clients 8]
-    .venv/bin/python bench/observability_overhead.py --instructions [--calls 200]
+    .venv/bin/python bench/observability_overhead.py --instructions [--calls 200] [--served]
 
 `--instructions` runs none of the above: it counts the CPU instructions per request of views (a)
 and (b) with the settings of `bare`, `observability` and `full` under valgrind (a process
@@ -42,7 +42,10 @@ warm-up alone; several minutes), with the ratio bare ÷ variant: the same count 
 machine does, where times on a shared VM vary by tens of percent. `full` is the average its
 samplers give: the unsampled request plus silk's share (SILK_SAMPLE_PERCENT) of what a recorded
 request adds and the inspector's (NPLUSONE_SAMPLE_RATE) of what an inspected one adds, each
-counted apart (`--calls` ÷ 4 requests, at least 10, for the sampled ones).
+counted apart (`--calls` ÷ 4 requests, at least 10, for the sampled ones). With `--served`, each
+count is one gunicorn worker's, answering the requests over HTTP (bench/valgrind_count.py:
+`served_instructions`): what the server does for a request is in it too, so its ratios are
+those of the worker's throughput when the CPU is the limit.
 
 The PostgreSQL database (default orders_bench_observability on 127.0.0.1) is created, migrated
 and seeded, and dropped at the end unless --keep-database.
@@ -67,7 +70,7 @@ from urllib.parse import urlsplit
 
 import psycopg
 from psycopg import sql
-from valgrind_count import instructions, require_valgrind
+from valgrind_count import instructions, require_valgrind, served_instructions
 from wrk_load import measure as measure_load
 from wrk_load import require_wrk, run_wrk
 from wsgi_calls import (
@@ -161,6 +164,11 @@ def parse_arguments():
     parser.add_argument("--clients", type=int, default=8, help="concurrent clients (throughput)")
     parser.add_argument("--instructions", action="store_true")
     parser.add_argument("--calls", type=int, default=200, help="with --instructions")
+    parser.add_argument(
+        "--served",
+        action="store_true",
+        help="with --instructions: count a gunicorn worker answering over HTTP",
+    )
     parser.add_argument("--in-process", action="store_true", help=argparse.SUPPRESS)
     # Internal, for --instructions: serve the warm-up and --calls requests of one path.
     parser.add_argument("--serve", metavar="PATH", help=argparse.SUPPRESS)
@@ -517,14 +525,16 @@ def count_instructions(arguments, environment, directory, key):
     the expectation over its samplers (`expected_full_instructions`)."""
     require_valgrind()
     silk_share, inspector_share = sampling_shares(environment)
+    where = "one gunicorn worker answering over HTTP" if arguments.served else "in-process"
     print(
         f"Instructions per request ({arguments.calls} requests after "
-        f"{INSTRUCTION_WARM_UP_CALLS} of warm-up), valgrind, in-process"
+        f"{INSTRUCTION_WARM_UP_CALLS} of warm-up), valgrind, {where}"
     )
+    per_request = served_instructions_per_request if arguments.served else instructions_per_request
     for title, path, headers in views_to_measure(key)[:2]:
         print(f"\n{title}")
         counts = {}
-        count = functools.partial(instructions_per_request, environment, directory, path, headers)
+        count = functools.partial(per_request, environment, directory, path, headers)
         for variant in INSTRUCTION_VARIANTS:
             if variant == "full":
                 counts[variant] = expected_full_instructions(
@@ -584,7 +594,7 @@ def expected_full_instructions(count, calls, silk_share, inspector_share):
 
 def instructions_per_request(environment, directory, path, headers, variant, calls, **overrides):
     """Instructions of `calls` requests of `path` after the warm-up, less the warm-up alone."""
-    served = []
+    counts = []
     for served_calls in (calls, 0):
         child = {
             **environment,
@@ -597,8 +607,29 @@ def instructions_per_request(environment, directory, path, headers, variant, cal
             **overrides,
         }
         command = [sys.executable, __file__, "--serve", path, "--calls", str(served_calls)]
-        served.append(instructions(command, cwd=BASE_DIR, env=child))
-    return (served[0] - served[1]) / calls
+        counts.append(instructions(command, cwd=BASE_DIR, env=child))
+    return (counts[0] - counts[1]) / calls
+
+
+def served_instructions_per_request(environment, directory, path, headers, variant, calls, **kw):
+    """`instructions_per_request` for one gunicorn worker answering over HTTP: the server's work
+    for each request counted too (valgrind_count.served_instructions)."""
+    child = {
+        **environment,
+        "OBSERVABILITY_BENCH_VARIANT": variant,
+        # A flusher whose cycle does not come round during the run; gunicorn.conf.py gives each
+        # server its Prometheus directory.
+        "TELEMETRY_FLUSH_SECONDS": "3600",
+        **kw,
+    }
+    return served_instructions(
+        child,
+        path,
+        cwd=BASE_DIR,
+        calls=calls,
+        warm_up_calls=INSTRUCTION_WARM_UP_CALLS,
+        headers=headers,
+    )
 
 
 def main():

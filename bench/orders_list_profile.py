@@ -3,7 +3,7 @@ with the SQL queries and Redis round trips of one request, and microseconds per 
 
     .venv/bin/python bench/orders_list_profile.py [--rounds 15] [--calls 100]
     .venv/bin/python bench/orders_list_profile.py --profile api|plain [--calls 2000]
-    .venv/bin/python bench/orders_list_profile.py --instructions [--calls 100]
+    .venv/bin/python bench/orders_list_profile.py --instructions [--calls 100] [--served]
 
 The same database and settings as bench/orders_list.py (BENCH_DATABASE_URL, seeded on first use;
 REDIS_URL as set in the environment, the production settings otherwise), one WSGI handler, the
@@ -14,7 +14,9 @@ view, and their ratios plain / API. `--profile` runs
 cProfile over one view instead and prints the top functions. `--instructions` counts the CPU
 instructions per request of each view under valgrind (a process serving the warm-up and `--calls`
 requests, less one serving the warm-up alone; a few minutes): the same figure from run to run
-whatever else the machine does, where times on a shared VM vary by tens of percent.
+whatever else the machine does, where times on a shared VM vary by tens of percent. With
+`--served`, one gunicorn worker answering over HTTP is counted instead (the server's work for each
+request included: bench/valgrind_count.py).
 """
 
 import argparse
@@ -29,7 +31,7 @@ sys.path.insert(0, str(BASE_DIR))
 sys.path.insert(0, str(BASE_DIR / "bench"))
 
 from orders_common import prepare_demo  # noqa: E402
-from valgrind_count import instructions, require_valgrind  # noqa: E402
+from valgrind_count import instructions, require_valgrind, served_instructions  # noqa: E402
 from wsgi_calls import freeze_as_a_worker_does, get_environ, serve_request  # noqa: E402
 
 VIEWS = {"api": ("/api/v1/orders/", "page_size=50"), "plain": ("/bench/plain-orders/", "")}
@@ -83,12 +85,17 @@ def main():
     parser.add_argument("--calls", type=int, default=100, help="per view and round")
     parser.add_argument("--profile", choices=VIEWS)
     parser.add_argument("--instructions", action="store_true")
+    parser.add_argument(
+        "--served",
+        action="store_true",
+        help="with --instructions: count a gunicorn worker answering over HTTP",
+    )
     # Internal, for --instructions: serve the warm-up and --calls requests of one view, quietly.
     parser.add_argument("--serve", choices=VIEWS, help=argparse.SUPPRESS)
     parser.add_argument("--verbose", "-v", action="count", default=0, help="print the distinct SQL")
     options = parser.parse_args()
     if options.instructions:
-        count_instructions(options.calls)
+        count_instructions(options.calls, options.served)
         return
 
     _, environment, key = prepare_demo()
@@ -164,21 +171,48 @@ def main():
     print(f"load average after {os.getloadavg()[0]:.2f}")
 
 
-def count_instructions(calls):
+def count_instructions(calls, served=False):
     require_valgrind()
-    prepare_demo()  # seeded before valgrind runs, not inside it
-    print(f"instructions per request ({calls} requests after {WARM_UP_CALLS} of warm-up)")
+    _, environment, key = prepare_demo()  # seeded before valgrind runs, not inside it
+    where = "one gunicorn worker answering over HTTP" if served else "in-process"
+    print(f"instructions per request ({calls} requests after {WARM_UP_CALLS} of warm-up, {where})")
     counts = {}
     for view in VIEWS:
-        served = [
-            instructions(
-                [sys.executable, __file__, "--serve", view, "--calls", str(count)], cwd=BASE_DIR
-            )
-            for count in (calls, 0)
-        ]
-        counts[view] = (served[0] - served[1]) / calls
+        if served:
+            counts[view] = served_view_instructions(environment, key, view, calls)
+        else:
+            counted = [
+                instructions(
+                    [sys.executable, __file__, "--serve", view, "--calls", str(count)],
+                    cwd=BASE_DIR,
+                )
+                for count in (calls, 0)
+            ]
+            counts[view] = (counted[0] - counted[1]) / calls
         print(f"  {view:<5} {counts[view]:>13,.0f}", flush=True)
     print(f"plain / API per request: instructions {counts['plain'] / counts['api']:.3f}")
+
+
+def served_view_instructions(environment, key, view, calls):
+    """Instructions per request of `view` answered by a gunicorn worker (sync, as
+    bench/orders_list.py serves it), with the in-process run's samplers and a flusher whose
+    cycle does not come round during the run."""
+    path, query = VIEWS[view]
+    return served_instructions(
+        {
+            **environment,
+            "DJANGO_SETTINGS_MODULE": "bench.orders_list_settings",
+            "GUNICORN_THREADS": "1",
+            "SILK_SAMPLE_PERCENT": os.environ.get("SILK_SAMPLE_PERCENT", "0"),
+            "NPLUSONE_SAMPLE_RATE": os.environ.get("NPLUSONE_SAMPLE_RATE", "0"),
+            "TELEMETRY_FLUSH_SECONDS": "3600",
+        },
+        f"{path}?{query}" if query else path,
+        cwd=BASE_DIR,
+        calls=calls,
+        warm_up_calls=WARM_UP_CALLS,
+        headers={"Authorization": f"Bearer {key}"} if view == "api" else {},
+    )
 
 
 if __name__ == "__main__":
