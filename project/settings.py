@@ -523,9 +523,12 @@ HEALTH_CHECK_TIMEOUT_SECONDS = env.float(
     "HEALTH_CHECK_TIMEOUT_SECONDS", default=1.5, minimum=0.1, maximum=30
 )
 
-LOG_LEVEL = env.choice(
-    "LOG_LEVEL", ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], default="INFO"
-)
+LOG_LEVELS = ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+LOG_LEVEL = env.choice("LOG_LEVEL", LOG_LEVELS, default="INFO")
+# Which requests get an access line (RequestContextMiddleware): INFO every request, WARNING slow
+# ones (LOG_SLOW_REQUEST_MS) and 5xx, ERROR 5xx only; never more than LOG_LEVEL lets through.
+# Prometheus and the request statistics count every request whatever it says.
+LOG_ACCESS_LEVEL = env.choice("LOG_ACCESS_LEVEL", ["INFO", "WARNING", "ERROR"], default="INFO")
 LOG_FORMAT = env.choice(
     "LOG_FORMAT", ["json", "console"], default="console" if IS_DEVELOPMENT else "json"
 )
@@ -570,6 +573,9 @@ LOGGING = {
         "project": {"level": LOG_LEVEL},
         "django": {"level": LOG_LEVEL if LOG_LEVEL != "DEBUG" else "INFO"},
         "gunicorn.error": {"level": LOG_LEVEL, "propagate": True},
+        "apps.observability.access": {
+            "level": max(LOG_LEVEL, LOG_ACCESS_LEVEL, key=LOG_LEVELS.index)
+        },
         # RequestContextMiddleware writes one access line per request (with request id, route,
         # queries); gunicorn's access log (off in gunicorn.conf.py) and Django's 4xx/5xx lines
         # would repeat it.

@@ -621,6 +621,16 @@ def test_gunicorn_access_lines_are_dropped_for_the_access_line():
     assert effective_levels(LOG_LEVEL="INFO") == ["INFO", "INFO", "WARNING"]
 
 
+@pytest.mark.system
+def test_access_level_keeps_only_slow_and_failing_requests_lines():
+    assert effective_levels(LOG_ACCESS_LEVEL="WARNING")[:2] == ["WARNING", "INFO"]
+
+
+@pytest.mark.system
+def test_access_level_never_lets_through_what_log_level_holds_back():
+    assert effective_levels(LOG_LEVEL="ERROR", LOG_ACCESS_LEVEL="WARNING")[0] == "ERROR"
+
+
 def _emitted_lines(logger_name, handler):
     """What `handler` gets from one emitted line, at a fixed timestamp."""
     fixed = structlog.processors.TimeStamper(fmt="2026-01-01T00:00:00Z", utc=True)

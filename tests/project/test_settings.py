@@ -211,6 +211,7 @@ def test_without_redis_the_cache_is_local_memory():
     ("variable", "value"),
     [
         ("LOG_LEVEL", "LOUD"),
+        ("LOG_ACCESS_LEVEL", "DEBUG"),
         ("WEB_CONCURRENCY", "many"),
         ("PORT", "70000"),
         ("REDIS_URL", "memcached://cache"),
