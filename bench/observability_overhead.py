@@ -33,6 +33,7 @@ free of HTTP and scheduling noise, which on a busy machine can drown the differe
 
     .venv/bin/python bench/observability_overhead.py [--requests 400] [--database-url URL]
                                                      [--throughput-seconds 5] [--clients 8]
+                                                     [--log-access-level INFO]
     .venv/bin/python bench/observability_overhead.py --instructions [--calls 200] [--served]
 
 `--instructions` runs none of the above: it counts the CPU instructions per request of views (a)
@@ -162,6 +163,12 @@ def parse_arguments():
         "--throughput-seconds", type=float, default=5.0, help="per server and round; 0: skip"
     )
     parser.add_argument("--clients", type=int, default=8, help="concurrent clients (throughput)")
+    parser.add_argument(
+        "--log-access-level",
+        choices=["INFO", "WARNING", "ERROR"],
+        default="INFO",
+        help="LOG_ACCESS_LEVEL of every server (INFO: an access line per request)",
+    )
     parser.add_argument("--instructions", action="store_true")
     parser.add_argument("--calls", type=int, default=200, help="with --instructions")
     parser.add_argument(
@@ -642,6 +649,7 @@ def main():
         (directory / "observability_bench_settings.py").write_text(SETTINGS_MODULE)
         (directory / "observability_bench_urls.py").write_text(URLS_MODULE)
         environment = base_environment(arguments.database_url, directory)
+        environment["LOG_ACCESS_LEVEL"] = arguments.log_access_level
         print(f"python {platform.python_version()}, {os.cpu_count()} cores, load {os.getloadavg()}")
         key = prepare_database(arguments.database_url, environment)
         if arguments.instructions:
