@@ -58,9 +58,9 @@ def served_instructions(environment, path, *, cwd, calls, warm_up_calls, headers
     connection, less a second server answering the warm-up alone: the two run side by side.
 
     The worker's own count only (not the master's). Both servers stop with SIGTERM, so the
-    worker's last flush is in both counts. A worker idling between requests still wakes about
-    once a second (its heartbeat): the longer counted run adds a few thousand instructions a
-    request of that, the same for every variant.
+    worker's last flush is in both counts. A worker also wakes about once a second while it
+    waits (its heartbeat): the longer counted run counts those wake-ups with its requests, a
+    share small enough that twice the requests give the same count per request.
     """
     with ThreadPoolExecutor(2) as pool:
         counted, warm_up = pool.map(

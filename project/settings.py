@@ -570,12 +570,13 @@ LOGGING = {
     "root": {"handlers": ["console", *(["file"] if LOG_FILE else [])], "level": "WARNING"},
     "loggers": {
         "apps": {"level": LOG_LEVEL},
-        "project": {"level": LOG_LEVEL},
-        "django": {"level": LOG_LEVEL if LOG_LEVEL != "DEBUG" else "INFO"},
-        "gunicorn.error": {"level": LOG_LEVEL, "propagate": True},
+        # RequestContextMiddleware's access lines: LOG_ACCESS_LEVEL, or LOG_LEVEL if stricter.
         "apps.observability.access": {
             "level": max(LOG_LEVEL, LOG_ACCESS_LEVEL, key=LOG_LEVELS.index)
         },
+        "project": {"level": LOG_LEVEL},
+        "django": {"level": LOG_LEVEL if LOG_LEVEL != "DEBUG" else "INFO"},
+        "gunicorn.error": {"level": LOG_LEVEL, "propagate": True},
         # RequestContextMiddleware writes one access line per request (with request id, route,
         # queries); gunicorn's access log (off in gunicorn.conf.py) and Django's 4xx/5xx lines
         # would repeat it.
