@@ -1,12 +1,12 @@
 """The local stack's load balancer (tests/stack.py: load_balancer): once started, it takes runtime
 API commands, although HAProxy can accept on its ports before its admin socket exists."""
 
-from pathlib import Path
-
 import pytest
 
 from tests.processes import free_port
 from tests.stack import PROGRAMS, load_balancer
+
+from .test_compose_topology import program
 
 pytestmark = [pytest.mark.system, pytest.mark.backend_independent]
 
@@ -16,14 +16,13 @@ STARTS = 20
 
 
 def test_started_load_balancer_takes_runtime_commands_at_once(tmp_path):
-    if not Path(PROGRAMS["haproxy"]).exists():
-        pytest.skip("haproxy is missing: apt-get install haproxy")
+    program(PROGRAMS["haproxy"], "haproxy")  # skipped without it, failed under REQUIRE_STACK=1
     for start in range(STARTS):
         directory = tmp_path / str(start)
         directory.mkdir()
-        program, runtime = load_balancer(directory, free_port(), free_port(), slots=1)
-        program.start()
+        haproxy, runtime = load_balancer(directory, free_port(), free_port(), slots=1)
+        haproxy.start()
         try:
             runtime.place("web1", "127.0.0.1:9")
         finally:
-            program.stop()
+            haproxy.stop()
