@@ -12,7 +12,7 @@ pytestmark = [pytest.mark.system, pytest.mark.backend_independent]
 
 # The socket comes after the ports in about one start in ten: enough starts that a start which
 # waits only for the port fails this test.
-STARTS = 20
+STARTS = 40
 
 
 def test_started_load_balancer_takes_runtime_commands_at_once(tmp_path):
