@@ -45,8 +45,9 @@ samplers give: the unsampled request plus silk's share (SILK_SAMPLE_PERCENT) of 
 request adds and the inspector's (NPLUSONE_SAMPLE_RATE) of what an inspected one adds, each
 counted apart (`--calls` ÷ 4 requests, at least 10, for the sampled ones). With `--served`, each
 count is one gunicorn worker's, answering the requests over HTTP (bench/valgrind_count.py:
-`served_instructions`): what the server does for a request is in it too, so its ratios are
-those of the worker's throughput when the CPU is the limit.
+`served_instructions`): what the server does for a request is in it too. Instructions are work,
+not time: the observability stack's code runs fewer instructions a second than the view's, so
+its ratios in time are lower (bench/README.md, issue 19 ninth round).
 
 The PostgreSQL database (default orders_bench_observability on 127.0.0.1) is created, migrated
 and seeded, and dropped at the end unless --keep-database.
@@ -618,7 +619,9 @@ def instructions_per_request(environment, directory, path, headers, variant, cal
     return (counts[0] - counts[1]) / calls
 
 
-def served_instructions_per_request(environment, directory, path, headers, variant, calls, **kw):
+def served_instructions_per_request(
+    environment, directory, path, headers, variant, calls, **overrides
+):
     """`instructions_per_request` for one gunicorn worker answering over HTTP: the server's work
     for each request counted too (valgrind_count.served_instructions)."""
     child = {
@@ -627,7 +630,7 @@ def served_instructions_per_request(environment, directory, path, headers, varia
         # A flusher whose cycle does not come round during the run; gunicorn.conf.py gives each
         # server its Prometheus directory.
         "TELEMETRY_FLUSH_SECONDS": "3600",
-        **kw,
+        **overrides,
     }
     return served_instructions(
         child,

@@ -4,8 +4,8 @@ else the machine is doing, where seconds on a shared machine vary by tens of per
 `instructions` counts a whole command (a process serving requests in-process through Django's
 WSGI handler: what the application does). `served_instructions` counts a gunicorn worker serving
 requests sent over HTTP: what the application does plus what the server does for each request
-(reading and parsing it, the WSGI call, writing the response), which is what a worker's
-throughput is made of when the CPU is the limit.
+(reading and parsing it, the WSGI call, writing the response). Either counts work, not time:
+code that touches many objects runs fewer instructions a second than a tight loop does.
 """
 
 import http.client
