@@ -61,7 +61,6 @@ import json
 import os
 import platform
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -71,6 +70,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import psycopg
+from orders_common import free_port
 from psycopg import sql
 from valgrind_count import instructions, require_valgrind, served_instructions
 from wrk_load import measure as measure_load
@@ -246,12 +246,6 @@ def print_in_process_section(script, environment):
         check=True,
     )
     print(completed.stdout, end="")
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def base_environment(database_url, module_directory):

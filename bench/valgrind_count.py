@@ -21,6 +21,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from orders_common import free_port
+
 
 def require_valgrind(option="--instructions"):
     if shutil.which("valgrind") is None:
@@ -71,7 +73,7 @@ def served_instructions(environment, path, *, cwd, calls, warm_up_calls, headers
 
 
 def _worker_instructions(environment, path, headers, requests, cwd):
-    port = _free_port()
+    port = free_port()
     with tempfile.TemporaryFile("w+") as log:
         server = subprocess.Popen(
             [
@@ -129,9 +131,3 @@ def _send(port, path, headers, requests, server, log):
             connection = None
     if connection is not None:
         connection.close()
-
-
-def _free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
