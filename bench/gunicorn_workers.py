@@ -197,7 +197,6 @@ def stop_process_group(process):
 
 
 def load_with_wrk(url, connections, duration):
-    # One client thread keeps the most CPU for the server on a small machine.
     return run_wrk(url, connections, duration)
 
 

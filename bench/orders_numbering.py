@@ -141,14 +141,13 @@ def main():
     with gunicorn(environment, options.workers, options.threads) as port:
         url = f"http://127.0.0.1:{port}/api/v1/orders/"
         for script in loads.values():  # warm-up: imports, pooled connections
-            run_wrk(url, CLIENTS, 2, script, threads=CLIENTS)
+            run_wrk(url, CLIENTS, 2, script)
         order = list(loads)
         for number in range(1, options.rounds + 1):
             for name in order:
                 result = measure(
-                    run_wrk, server_groups[port], url, CLIENTS, options.duration, loads[name],
-                    threads=CLIENTS,
-                )  # fmt: skip
+                    run_wrk, server_groups[port], url, CLIENTS, options.duration, loads[name]
+                )
                 created = result["requests"] - result["errors"].get("status", 0)
                 rates[name].append(created / result["seconds"])
                 print(

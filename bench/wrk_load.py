@@ -30,17 +30,35 @@ end
 """
 
 
+# wrk opens each thread's connections at once and starts its threads back to back. gunicorn's
+# workers share one listening socket: a worker that wakes first can accept a whole burst, and its
+# siblings idle for the whole run (seen as rounds at half the rate, one worker at 100 % CPU and
+# the other at 0 %). One connection per thread, each thread started a little after the last
+# (wrk calls `init` before starting its thread), spreads them over the workers as a load balancer
+# opening connections over time does. The delay is spent before wrk's clock starts.
+CONNECT_STAGGER_SECONDS = 0.01
+STAGGER_HOOK = f"""
+local bench_init = init
+function init(args)
+  os.execute("sleep {CONNECT_STAGGER_SECONDS}")
+  if bench_init then bench_init(args) end
+end
+"""
+
+
 def require_wrk():
     if not shutil.which("wrk"):
         raise SystemExit("wrk is needed as the load client: apt-get install -y wrk")
 
 
-def run_wrk(url, connections, duration, script="", threads=1, timeout=10):
-    """One wrk run against `url`; `script` is Lua run before the report hook (wrk's request,
-    setup and init hooks). Returns requests, seconds, p50/p95/p99 in ms and the errors by kind
-    ("status" counts answers other than 2xx and 3xx)."""
+def run_wrk(url, connections, duration, script="", timeout=10):
+    """One wrk run against `url` with one thread per connection, their starts staggered
+    (STAGGER_HOOK); `script` is Lua run before the report hook (wrk's request, setup and init
+    hooks). Returns requests, seconds, p50/p95/p99 in ms and the errors by kind ("status" counts
+    answers other than 2xx and 3xx)."""
+    threads = connections
     with tempfile.NamedTemporaryFile("w", suffix=".lua", prefix="bench-wrk-") as lua:
-        lua.write(script + REPORT_HOOK)
+        lua.write(script + STAGGER_HOOK + REPORT_HOOK)
         lua.flush()
         completed = subprocess.run(
             [
