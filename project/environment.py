@@ -5,6 +5,7 @@ ImproperlyConfigured that names the variable (django-environ alone would raise a
 return {} for an unparsable DATABASE_URL, or read "maybe" as False).
 """
 
+import math
 import os
 import warnings
 from urllib.parse import urlsplit
@@ -66,6 +67,9 @@ class Environment:
             number = float(value)
         except ValueError:
             raise ConfigurationError(name, f"{value!r} is not a number") from None
+        if not math.isfinite(number):
+            # float() takes "nan" and "inf", which no bound check catches (nan compares false).
+            raise ConfigurationError(name, f"{value!r} is not a finite number")
         return self._within(name, number, minimum, maximum)
 
     def bool(self, name, default=_MISSING):

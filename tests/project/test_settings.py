@@ -212,6 +212,9 @@ def test_without_redis_the_cache_is_local_memory():
     [
         ("LOG_LEVEL", "LOUD"),
         ("LOG_ACCESS_LEVEL", "DEBUG"),
+        ("LOG_ACCESS_BUFFER_SECONDS", "-1"),
+        ("LOG_ACCESS_BUFFER_SECONDS", "nan"),
+        ("TELEMETRY_FLUSH_SECONDS", "nan"),
         ("WEB_CONCURRENCY", "many"),
         ("PORT", "70000"),
         ("REDIS_URL", "memcached://cache"),
