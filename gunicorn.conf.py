@@ -120,12 +120,16 @@ def when_ready(server):
 
 
 def worker_exit(server, worker):
-    """Write the worker's buffered request statistics (graceful stop, recycling, reload)."""
-    if "apps.common.flusher" not in sys.modules:
-        return  # the application was never loaded in this worker
-    from apps.common.flusher import flush_at_exit
+    """Write the worker's buffered request statistics and access lines (graceful stop,
+    recycling, reload)."""
+    if "apps.common.flusher" in sys.modules:  # not when the application was never loaded
+        from apps.common.flusher import flush_at_exit
 
-    flush_at_exit()
+        flush_at_exit()
+    if "apps.observability.logging.buffer" in sys.modules:
+        from apps.observability.logging.buffer import access_lines
+
+        access_lines.write()
 
 
 def child_exit(server, worker):

@@ -529,6 +529,15 @@ LOG_LEVEL = env.choice("LOG_LEVEL", LOG_LEVELS, default="INFO")
 # ones (LOG_SLOW_REQUEST_MS) and 5xx, ERROR 5xx only; never more than LOG_LEVEL lets through.
 # Prometheus and the request statistics count every request whatever it says.
 LOG_ACCESS_LEVEL = env.choice("LOG_ACCESS_LEVEL", ["INFO", "WARNING", "ERROR"], default="INFO")
+# Access lines are rendered and written in batches at most this many seconds after their
+# requests (slow requests and 5xx at once; apps/observability/logging/buffer.py); 0 writes each
+# line as its request ends (the default in development and tests).
+LOG_ACCESS_BUFFER_SECONDS = env.float(
+    "LOG_ACCESS_BUFFER_SECONDS",
+    default=0 if IS_DEVELOPMENT or IS_TEST else 1,
+    minimum=0,
+    maximum=60,
+)
 LOG_FORMAT = env.choice(
     "LOG_FORMAT", ["json", "console"], default="console" if IS_DEVELOPMENT else "json"
 )

@@ -383,7 +383,7 @@ def test_the_access_line_keeps_the_context_the_view_bound_after_the_request_ends
 
 @pytest.mark.django_db
 def test_a_lost_access_line_is_logged_counted_and_the_next_line_written(monkeypatch):
-    def failing_emit(logger, level, event_dict):
+    def failing_emit(logger, level, event_dict, buffer):
         raise OSError("disk full")
 
     failures = ("orders_after_response_failures_total", {"work": "access line"})

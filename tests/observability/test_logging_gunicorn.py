@@ -7,7 +7,7 @@ import requests
 
 from tests.observability import canaries
 from tests.observability.logging_capture import ACCESS_LOGGER, json_lines
-from tests.processes import production_environment
+from tests.processes import production_environment, wait_until
 
 pytestmark = [pytest.mark.system, pytest.mark.backend_independent]
 
@@ -92,3 +92,33 @@ def test_gunicorn_in_production_logs_json_lines_with_request_ids_and_no_secret(
     assert any(line["logger"] == "gunicorn.error" for line in console_lines)
     assert canaries.found_in(log_file.read_text()) == []
     assert canaries.found_in(server.log()) == []
+
+
+def test_a_worker_writes_its_buffered_access_lines_while_it_serves(
+    start_gunicorn, sqlite_database_url
+):
+    # Production's default LOG_ACCESS_BUFFER_SECONDS: each worker's writer thread writes the
+    # lines it holds, with no exit and no further request to push them out.
+    server = start_gunicorn(
+        production_environment(
+            DJANGO_SETTINGS_MODULE="tests.observability.settings_for_logging",
+            DATABASE_URL=sqlite_database_url,
+            DJANGO_ALLOWED_HOSTS="127.0.0.1",
+            DJANGO_SECURE_SSL_REDIRECT="false",
+            GUNICORN_THREADS="2",
+        )
+    )
+    response = server.get("/logging-test/items/3/", headers={"X-Request-ID": "buffered-e2e"})
+    assert response.status_code == 200
+
+    def access_lines_of_the_request():
+        return [
+            line
+            for line in json_lines(server.log())
+            if line.get("logger") == ACCESS_LOGGER and line.get("request_id") == "buffered-e2e"
+        ]
+
+    found = wait_until(access_lines_of_the_request, LOG_WAIT_SECONDS, step=0.1)
+    assert len(found) == 1, server.log()[-3000:]
+    (line,) = found
+    assert (line["path"], line["status"]) == ("/logging-test/items/3/", 200)

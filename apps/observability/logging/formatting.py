@@ -135,7 +135,7 @@ _PLAIN_FIELD_NAMES.update(("level", "logger", "timestamp", "pid"))
 _MAX_PLAIN_FIELD_NAMES = 1024
 
 
-def emit_redacted(logger, level, fields):
+def emit_redacted(logger, level, fields, buffer=None):
     """`emit` for a line whose fields the caller has redacted (redact_text) or wrote itself:
     numbers and text no client sent. The access line, on every request.
 
@@ -145,6 +145,9 @@ def emit_redacted(logger, level, fields):
     is `emit`'s, and `emit` writes it whenever it could differ: a handler that is not direct, a
     structlog binding (any value), an exception (`exc_info`, which is rendered as text), a value
     that is not a plain number or text, or a field name redaction hides.
+
+    With a `buffer` (logging/buffer.py), a line that takes the direct road is handed to it,
+    complete with its timestamp and request context, to be rendered and written with others.
     """
     handlers = None if bound_context.has_bindings() else direct_handlers(logger)
     state = current_request_state()
@@ -179,6 +182,9 @@ def emit_redacted(logger, level, fields):
     event_dict["logger"] = logger.name
     add_timestamp(logger, method_name, event_dict)
     event_dict.setdefault("pid", process_id.current)
+    if buffer is not None:
+        buffer.add(handlers, logger, level, method_name, event_dict)
+        return
     _write_direct(handlers, logger, level, method_name, event_dict, redacted=True)
 
 
@@ -197,7 +203,9 @@ def _method_name(level):
     return _METHOD_NAMES.get(level, "error" if level < logging.CRITICAL else "critical")
 
 
-def _write_direct(handlers, logger, level, method_name, event_dict, *, redacted):
+def rendered_lines(handlers, logger, level, method_name, event_dict, *, redacted):
+    """(handler, text) for each of `handlers` whose level takes the line, each output format
+    rendered once."""
     renderings = {}
     for handler in handlers:
         if level < handler.level:
@@ -208,7 +216,14 @@ def _write_direct(handlers, logger, level, method_name, event_dict, *, redacted)
             text = renderings[formatter.output_format] = formatter.render(
                 logger, method_name, event_dict, redacted=redacted
             )
-        _write_line(handler, text, logger, level, method_name, event_dict)
+        yield handler, text
+
+
+def _write_direct(handlers, logger, level, method_name, event_dict, *, redacted):
+    for handler, text in rendered_lines(
+        handlers, logger, level, method_name, event_dict, redacted=redacted
+    ):
+        write_line(handler, text, logger, level, method_name, event_dict)
 
 
 def _make_record(logger, level, method_name, event_dict):
@@ -228,8 +243,10 @@ def _handle_record(logger, level, method_name, event_dict):
     logger.handle(_make_record(logger, level, method_name, event_dict))
 
 
-def _write_line(handler, text, logger, level, method_name, event_dict):
-    # StreamHandler.handle, .emit and .flush without a record: its lock, its terminator, its flush.
+def write_line(handler, text, logger, level, method_name, event_dict):
+    """StreamHandler.handle, .emit and .flush without a record: its lock, its terminator, its
+    flush. `text` may be several lines joined by the handler's terminator; a failure is reported
+    with a record of `event_dict`."""
     handler.acquire()
     try:
         stream = handler.stream

@@ -19,7 +19,9 @@ response leaves the middleware and written once the server has sent it and close
 request's context (apps/observability/after_response.py), as gunicorn writes its own access log.
 It goes through `emit_redacted` (logging/formatting.py): the same line and handlers as a
 structlog logger, at a fraction of the cost, and not built at all when the level filters it out;
-the path is its only client text, redacted here, and the rest is numbers and names.
+the path is its only client text, redacted here, and the rest is numbers and names. In
+production the lines are rendered and written in batches, at most LOG_ACCESS_BUFFER_SECONDS
+after their requests, those of slow requests and 5xx at once (logging/buffer.py).
 """
 
 import logging
@@ -32,6 +34,7 @@ from apps.common.redaction import redact_text
 from apps.common.sql import normalise_sql
 from apps.observability.after_response import call_after_response
 from apps.observability.logging import bound_context, sentry
+from apps.observability.logging.buffer import access_lines
 from apps.observability.logging.formatting import emit_redacted
 
 ACCESS_LOGGER_NAME = sentry.ACCESS_LOGGER_NAME
@@ -73,6 +76,8 @@ class RequestContextMiddleware:
             prefix for prefix in (settings.STATIC_URL,) if prefix and prefix.startswith("/")
         )
         self.sentry_enabled = sentry.is_enabled()
+        # Lines rendered and written in batches (logging/buffer.py), or each at once.
+        self.line_buffer = access_lines if settings.LOG_ACCESS_BUFFER_SECONDS > 0 else None
         request_context.install()
 
     def __call__(self, request):
@@ -117,7 +122,12 @@ class RequestContextMiddleware:
                 line = self.access_line(request, response, state)
                 if line is not None:
                     call_after_response(
-                        response, "access line", emit_redacted, access_logger, *line
+                        response,
+                        "access line",
+                        emit_redacted,
+                        access_logger,
+                        *line,
+                        self.line_buffer,
                     )
             except Exception:
                 # Logging must never turn a served request into an error.

@@ -1,0 +1,135 @@
+"""Access lines rendered and written in batches, at most LOG_ACCESS_BUFFER_SECONDS late.
+
+Under full load, writing each access line as its request ends costs more than the rest of the
+observability stack together (bench/README.md, issue 19, tenth round): the formatter's code and
+the stream's write and flush run once per request, each time in caches that the server's own
+work has emptied. `LineBuffer` keeps each line as its request leaves it (the event, complete with
+its timestamp and request context) and renders and writes the lines together: the same text, in
+one write and one flush per handler for the whole batch, as nginx's `access_log ... buffer=`
+does.
+
+- A line waits at most LOG_ACCESS_BUFFER_SECONDS: the buffer's thread writes what is pending that
+  often, and the request that finds MAX_PENDING_LINES waiting writes them itself.
+- A line at WARNING or above (a slow request, a 5xx) is written at once, after those pending, so
+  that each handler receives the access lines in the order their requests ended. Other loggers'
+  lines are not held: an access line can follow a line logged after its request ended, and its
+  timestamp is its request's.
+- A worker that exits writes what is pending (gunicorn's worker_exit hook; atexit as a backup).
+  A worker killed outright (SIGKILL, the OOM killer) loses the access lines of its last interval
+  at most; Prometheus and the request statistics have counted those requests.
+- A forked child starts empty: what the parent held is the parent's to write.
+
+LOG_ACCESS_BUFFER_SECONDS=0 (development, tests) writes every line at once.
+"""
+
+import atexit
+import collections
+import logging
+import os
+import threading
+
+from django.conf import settings
+
+from apps.common import process_id
+from apps.observability.logging.formatting import rendered_lines, write_line
+from apps.observability.metrics import registry as metrics
+
+failures_logger = logging.getLogger(__name__)
+
+# A batch's bound: the memory held and the size of one write (a few hundred bytes a line).
+MAX_PENDING_LINES = 256
+
+
+class LineBuffer:
+    """Lines from `emit_redacted` waiting to be rendered and written (one instance per process).
+
+    Any thread may add; one writer at a time takes every pending line, so each line is written
+    once and the batches in order.
+    """
+
+    def __init__(self):
+        self._reset()
+
+    def _reset(self):
+        self._pending = collections.deque()
+        self._write_lock = threading.Lock()
+        self._start_lock = threading.Lock()
+        self._started_pid = None
+        self._stop = threading.Event()
+
+    def add(self, handlers, logger, level, method_name, event_dict):
+        """Write the line later (`emit_redacted` hands over what it would write to `handlers`),
+        or now, with those pending, at WARNING and above or when the batch is full."""
+        pending = self._pending
+        pending.append((handlers, logger, level, method_name, event_dict))
+        if level >= logging.WARNING or len(pending) >= MAX_PENDING_LINES:
+            self.write()
+        elif self._started_pid != process_id.current:
+            self._start()
+
+    def write(self):
+        """Render every pending line and write them, one write per handler; never raises."""
+        with self._write_lock:
+            batches = {}
+            last_line = {}
+            pop = self._pending.popleft
+            while True:
+                try:
+                    line = pop()
+                except IndexError:
+                    break
+                try:
+                    for handler, text in rendered_lines(*line, redacted=True):
+                        batches.setdefault(handler, []).append(text)
+                        last_line[handler] = line
+                except Exception:
+                    # One line that cannot be rendered must not take the batch with it.
+                    metrics.AFTER_RESPONSE_FAILURES.labels("access line").inc()
+                    failures_logger.exception("access line failed")
+            for handler, texts in batches.items():
+                _, line_logger, level, method_name, event_dict = last_line[handler]
+                write_line(
+                    handler,
+                    handler.terminator.join(texts),
+                    line_logger,
+                    level,
+                    method_name,
+                    event_dict,
+                )
+
+    def pending_count(self):
+        return len(self._pending)
+
+    def stop(self):
+        """Stop this process's writer thread (it writes what is pending as it stops)."""
+        self._stop.set()
+
+    def _start(self):
+        with self._start_lock:
+            if self._started_pid == process_id.current:
+                return
+            self._started_pid = process_id.current
+            interval = settings.LOG_ACCESS_BUFFER_SECONDS
+            if interval <= 0:
+                return  # no writer thread: lines wait for a full batch, a warning or the exit
+            self._stop = threading.Event()
+            thread = threading.Thread(
+                target=self._run,
+                args=(self._stop, interval),
+                name="access-line-writer",
+                daemon=True,
+            )
+            thread.start()
+
+    def _run(self, stop, interval):
+        while not stop.wait(interval):
+            self.write()
+        self.write()
+
+
+# The access lines of this process (RequestContextMiddleware, when LOG_ACCESS_BUFFER_SECONDS > 0).
+access_lines = LineBuffer()
+
+os.register_at_fork(after_in_child=access_lines._reset)
+# Before logging's own atexit hook closes the handlers (atexit runs the last registered first).
+atexit.register(access_lines.write)

@@ -1,0 +1,188 @@
+"""Access lines rendered and written in batches (apps/observability/logging/buffer.py)."""
+
+import io
+import logging
+import os
+import time
+from contextlib import contextmanager
+
+import pytest
+from django.http import JsonResponse
+from django.test import RequestFactory, override_settings
+from prometheus_client import REGISTRY
+
+from apps.common import request_context
+from apps.observability.logging import buffer as line_buffer
+from apps.observability.logging import formatting
+from apps.observability.logging.buffer import MAX_PENDING_LINES, LineBuffer
+from apps.observability.logging.formatting import structured_formatter
+from apps.observability.logging.middleware import RequestContextMiddleware
+from tests.observability.logging_capture import json_lines
+
+WRITER_WAIT_SECONDS = 10
+
+
+@contextmanager
+def plain_stream_logger():
+    """A logger whose one handler is a plain stream handler with the project's JSON formatter,
+    not propagating; yields (logger, stream). Set up in the test's body: pytest adds its capture
+    handlers to the loggers that exist when a test starts, which would divert lines to the
+    record's road."""
+    logger = logging.getLogger("apps.logging_test.buffer")
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(structured_formatter("json"))
+    saved_handlers = logger.handlers
+    logger.handlers = [handler]
+    logger.propagate = False
+    try:
+        assert formatting.direct_handlers(logger) == [handler]
+        yield logger, stream
+    finally:
+        logger.handlers = saved_handlers
+        logger.propagate = True
+
+
+@pytest.fixture
+def buffer():
+    line_buffer = LineBuffer()
+    yield line_buffer
+    line_buffer.stop()
+
+
+def fields(number, **extra):
+    return {"path": f"/items/{number}/", "status": 200, "event": "request", **extra}
+
+
+def in_a_request(callback, request_id="req-1"):
+    _, token = request_context.enter_request(RequestFactory().get("/x/"), request_id)
+    try:
+        callback()
+    finally:
+        request_context.exit_request(token)
+
+
+def test_a_buffered_line_is_the_line_written_at_once(buffer):
+    with plain_stream_logger() as (logger, stream):
+
+        def emit_both():
+            formatting.emit_redacted(logger, logging.INFO, fields(1))
+            formatting.emit_redacted(logger, logging.INFO, fields(1), buffer)
+            buffer.write()
+
+        in_a_request(emit_both)
+
+        at_once, buffered = json_lines(stream.getvalue())
+        assert at_once.pop("timestamp") <= buffered.pop("timestamp")
+        assert list(buffered.items()) == list(at_once.items())
+        assert buffered["request_id"] == "req-1"
+
+
+def test_a_buffered_line_waits_for_the_batch(buffer):
+    with plain_stream_logger() as (logger, stream):
+        formatting.emit_redacted(logger, logging.INFO, fields(1), buffer)
+        written_before = stream.getvalue()
+        buffer.write()
+
+        assert written_before == ""
+        assert [line["path"] for line in json_lines(stream.getvalue())] == ["/items/1/"]
+
+
+def test_a_warning_line_is_written_at_once_after_the_pending_lines(buffer):
+    with plain_stream_logger() as (logger, stream):
+        formatting.emit_redacted(logger, logging.INFO, fields(1), buffer)
+        formatting.emit_redacted(logger, logging.INFO, fields(2), buffer)
+        formatting.emit_redacted(logger, logging.WARNING, fields(3, slow=True), buffer)
+
+        lines = json_lines(stream.getvalue())
+        assert [(line["path"], line["level"]) for line in lines] == [
+            ("/items/1/", "info"),
+            ("/items/2/", "info"),
+            ("/items/3/", "warning"),
+        ]
+        assert buffer.pending_count() == 0
+
+
+def test_the_line_that_fills_the_batch_writes_it(buffer):
+    with plain_stream_logger() as (logger, stream):
+        for number in range(MAX_PENDING_LINES - 1):
+            formatting.emit_redacted(logger, logging.INFO, fields(number), buffer)
+        written_before_the_last = stream.getvalue()
+        formatting.emit_redacted(logger, logging.INFO, fields("last"), buffer)
+
+        assert written_before_the_last == ""
+        paths = [line["path"] for line in json_lines(stream.getvalue())]
+        assert paths == [f"/items/{number}/" for number in [*range(MAX_PENDING_LINES - 1), "last"]]
+
+
+@override_settings(LOG_ACCESS_BUFFER_SECONDS=0.05)
+def test_the_writer_thread_writes_pending_lines_without_another_request(buffer):
+    with plain_stream_logger() as (logger, stream):
+        formatting.emit_redacted(logger, logging.INFO, fields(1), buffer)
+        deadline = time.monotonic() + WRITER_WAIT_SECONDS
+        while stream.getvalue() == "" and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+        assert [line["path"] for line in json_lines(stream.getvalue())] == ["/items/1/"]
+
+
+class Unrenderable:
+    def __repr__(self):
+        raise ValueError("no text for this value")
+
+
+def test_a_line_that_cannot_be_rendered_loses_no_other_line(buffer):
+    with plain_stream_logger() as (logger, stream):
+        handlers = formatting.direct_handlers(logger)
+        failures = ("orders_after_response_failures_total", {"work": "access line"})
+        failures_before = REGISTRY.get_sample_value(*failures) or 0
+
+        formatting.emit_redacted(logger, logging.INFO, fields(1), buffer)
+        # emit_redacted hands over plain values only: a value no renderer can show stands in for
+        # a formatter that fails.
+        buffer.add(handlers, logger, logging.INFO, "info", fields(2, broken=Unrenderable()))
+        formatting.emit_redacted(logger, logging.INFO, fields(3), buffer)
+        buffer.write()
+
+        assert [line["path"] for line in json_lines(stream.getvalue())] == [
+            "/items/1/",
+            "/items/3/",
+        ]
+        assert REGISTRY.get_sample_value(*failures) == failures_before + 1
+
+
+def test_a_forked_child_starts_with_no_pending_line():
+    with plain_stream_logger() as (logger, _):
+        formatting.emit_redacted(logger, logging.INFO, fields(1), line_buffer.access_lines)
+        try:
+            pid = os.fork()
+            if pid == 0:  # the child: report what it inherited, write nothing
+                os._exit(line_buffer.access_lines.pending_count())
+            _, status = os.waitpid(pid, 0)
+            assert os.waitstatus_to_exitcode(status) == 0
+            assert line_buffer.access_lines.pending_count() == 1
+        finally:
+            line_buffer.access_lines.write()
+            line_buffer.access_lines.stop()
+
+
+@override_settings(LOG_ACCESS_BUFFER_SECONDS=60)
+def test_the_middleware_hands_its_access_line_to_the_buffer(monkeypatch):
+    with plain_stream_logger() as (logger, stream):
+        buffer = LineBuffer()
+        monkeypatch.setattr("apps.observability.logging.middleware.access_lines", buffer)
+        monkeypatch.setattr("apps.observability.logging.middleware.access_logger", logger)
+        middleware = RequestContextMiddleware(lambda request: JsonResponse({"ok": True}))
+        try:
+            response = middleware(
+                RequestFactory().get("/x/", headers={"x-request-id": "buffered-1"})
+            )
+            response.close()
+            written_when_closed = stream.getvalue()
+            buffer.write()
+        finally:
+            buffer.stop()
+
+        assert written_when_closed == ""
+        (line,) = json_lines(stream.getvalue())
+        assert (line["request_id"], line["path"], line["status"]) == ("buffered-1", "/x/", 200)
