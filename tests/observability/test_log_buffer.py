@@ -140,7 +140,9 @@ def test_a_line_that_cannot_be_rendered_loses_no_other_line(buffer):
         formatting.emit_redacted(logger, logging.INFO, fields(1), buffer)
         # emit_redacted hands over plain values only: a value no renderer can show stands in for
         # a formatter that fails.
-        buffer.add(handlers, logger, logging.INFO, "info", fields(2, broken=Unrenderable()))
+        buffer.add(
+            handlers, logger, logging.INFO, fields(2, broken=Unrenderable()), None, time.time()
+        )
         formatting.emit_redacted(logger, logging.INFO, fields(3), buffer)
         buffer.write()
 

@@ -461,6 +461,16 @@ def lines_of_emit_and_emit_redacted(fields, *, request_id="req-1", method="GET",
     )
 
 
+def test_emit_redacted_redacts_every_field_of_a_line_that_is_not_plain():
+    # A sensitive name and a value that is not a number or text: the formatters redact it all.
+    fields = {"path": "/x/", "db_password": "p4ss-in-field", "n": [1, 2], "event": "request"}
+
+    by_emit, by_emit_redacted = lines_of_emit_and_emit_redacted(fields, path="/token=abc/")
+
+    assert by_emit_redacted == by_emit
+    assert dict(by_emit_redacted)["db_password"] == "[REDACTED]"
+
+
 @given(
     request_id=st.from_regex(r"[A-Za-z0-9._-]{1,60}", fullmatch=True),
     method=st.text(alphabet=string.ascii_letters + "!#$%&'*+-.^_`|~=:", min_size=1, max_size=50),

@@ -31,7 +31,7 @@ import threading
 from django.conf import settings
 
 from apps.common import process_id
-from apps.observability.logging.formatting import rendered_lines, write_line
+from apps.observability.logging.formatting import line_event, rendered_lines, write_line
 from apps.observability.metrics import registry as metrics
 
 failures_logger = logging.getLogger(__name__)
@@ -57,11 +57,12 @@ class LineBuffer:
         self._started_pid = None
         self._stop = threading.Event()
 
-    def add(self, handlers, logger, level, method_name, event_dict):
-        """Write the line later (`emit_redacted` hands over what it would write to `handlers`),
-        or now, with those pending, at WARNING and above or when the batch is full."""
+    def add(self, handlers, logger, level, fields, context, now):
+        """Write the line later (`emit_redacted` hands over the line it would write to
+        `handlers`: its fields, request context and moment), or now, with those pending, at
+        WARNING and above or when the batch is full."""
         pending = self._pending
-        pending.append((handlers, logger, level, method_name, event_dict))
+        pending.append((handlers, logger, level, fields, context, now))
         if level >= logging.WARNING or len(pending) >= MAX_PENDING_LINES:
             self.write()
         elif self._started_pid != process_id.current:
@@ -75,11 +76,15 @@ class LineBuffer:
             pop = self._pending.popleft
             while True:
                 try:
-                    line = pop()
+                    handlers, logger, level, fields, context, now = pop()
                 except IndexError:
                     break
                 try:
-                    for handler, text in rendered_lines(*line, redacted=True):
+                    method_name, event_dict, redacted = line_event(
+                        logger, level, fields, context, now
+                    )
+                    line = (logger, level, method_name, event_dict)
+                    for handler, text in rendered_lines(handlers, *line, redacted=redacted):
                         batches.setdefault(handler, []).append(text)
                         last_line[handler] = line
                 except Exception:
@@ -87,15 +92,7 @@ class LineBuffer:
                     metrics.AFTER_RESPONSE_FAILURES.labels("access line").inc()
                     failures_logger.exception("access line failed")
             for handler, texts in batches.items():
-                _, line_logger, level, method_name, event_dict = last_line[handler]
-                write_line(
-                    handler,
-                    handler.terminator.join(texts),
-                    line_logger,
-                    level,
-                    method_name,
-                    event_dict,
-                )
+                write_line(handler, handler.terminator.join(texts), *last_line[handler])
 
     def pending_count(self):
         return len(self._pending)

@@ -39,11 +39,16 @@ _formatted_second = (None, "")
 
 
 def add_timestamp(logger, method_name, event_dict):
-    """structlog's TimeStamper(fmt="iso", utc=True), cheaper: the time in ISO 8601 in UTC with
-    microseconds and "Z". datetime's isoformat takes most of a microsecond; the date and time of
-    day change once a second and are formatted then."""
+    """structlog's TimeStamper(fmt="iso", utc=True), cheaper (`format_timestamp`)."""
+    event_dict["timestamp"] = format_timestamp(time.time())
+    return event_dict
+
+
+def format_timestamp(now):
+    """`now` (time.time()) in ISO 8601 in UTC with microseconds and "Z". datetime's isoformat
+    takes most of a microsecond; the date and time of day change once a second and are
+    formatted then."""
     global _formatted_second
-    now = time.time()
     second = int(now)
     formatted = _formatted_second
     if formatted[0] != second:
@@ -51,8 +56,7 @@ def add_timestamp(logger, method_name, event_dict):
             second,
             time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)),
         )
-    event_dict["timestamp"] = f"{formatted[1]}.{int((now - second) * 1_000_000):06d}Z"
-    return event_dict
+    return f"{formatted[1]}.{int((now - second) * 1_000_000):06d}Z"
 
 
 def add_request_context(logger, method_name, event_dict):
@@ -142,36 +146,54 @@ def emit_redacted(logger, level, fields, buffer=None):
     What the shared processors add is added here, in their order, the request id and method
     (which the client sends) redacted; then each handler's formatter renders the line without
     redacting it again. Redacting every field of every line is most of a line's cost. The line
-    is `emit`'s, and `emit` writes it whenever it could differ: a handler that is not direct, a
-    structlog binding (any value), an exception (`exc_info`, which is rendered as text), a value
-    that is not a plain number or text, or a field name redaction hides.
+    is `emit`'s, and `emit`'s road is taken whenever it could differ: a handler that is not
+    direct, a structlog binding (any value) or an exception (`exc_info`, which is rendered as
+    text) send the line to `emit`; a value that is not a plain number or text, or a field name
+    redaction hides, has every field redacted by the formatters (`line_event`).
 
-    With a `buffer` (logging/buffer.py), a line that takes the direct road is handed to it,
-    complete with its timestamp and request context, to be rendered and written with others.
+    With a `buffer` (logging/buffer.py), a line that takes the direct road is handed to it with
+    its moment and request context, to be made into its event, rendered and written with others.
     """
     handlers = None if bound_context.has_bindings() else direct_handlers(logger)
-    state = current_request_state()
-    user_id = organization_id = None
-    if state is not None:
-        user_id, organization_id = request_identity(state.request)
-    if (
-        handlers is None
-        or not _PLAIN_VALUE_TYPES.issuperset(map(type, fields.values()))
-        or type(user_id) not in _PLAIN_VALUE_TYPES
-        or type(organization_id) not in _PLAIN_VALUE_TYPES
-        or not _plain_field_names(fields)
-        or "exc_info" in fields
-    ):
+    if handlers is None or "exc_info" in fields:
         emit(logger, level, fields)
         return
-    method_name = _method_name(level)
-    # The caller's dict becomes the event, as with `emit`; the names added below are plain.
-    event_dict = fields
+    state = current_request_state()
+    context = None
     if state is not None:
-        # add_request_context, with the client's text redacted.
-        event_dict.setdefault("request_id", redact_text(state.request_id))
-        event_dict.setdefault("method", redact_text(state.method))
-        route = state.route
+        context = (state.request_id, state.method, state.route, *request_identity(state.request))
+    now = time.time()
+    if buffer is not None:
+        buffer.add(handlers, logger, level, fields, context, now)
+        return
+    method_name, event_dict, redacted = line_event(logger, level, fields, context, now)
+    _write_direct(handlers, logger, level, method_name, event_dict, redacted=redacted)
+
+
+def line_event(logger, level, fields, context, now):
+    """(method name, event dict, whether it is redacted) of a line from `emit_redacted`: what the
+    shared processors would add to `fields` at `now` in the request `context` (request id,
+    method, route, user and organization ids, or None). When every value is plain and no field
+    name is sensitive, the client's text is redacted here and the line is `redacted`; otherwise
+    the formatters redact it all, as they do for `emit`."""
+    method_name = _method_name(level)
+    user_id = organization_id = None
+    if context is not None:
+        request_id, method, route, user_id, organization_id = context
+    redacted = (
+        _PLAIN_VALUE_TYPES.issuperset(map(type, fields.values()))
+        and type(user_id) in _PLAIN_VALUE_TYPES
+        and type(organization_id) in _PLAIN_VALUE_TYPES
+        and _plain_field_names(fields)
+    )
+    # The caller's dict becomes the event, as with `emit`.
+    event_dict = fields
+    if context is not None:
+        # add_request_context, with the client's text redacted when the formatters will not.
+        if redacted:
+            request_id, method = redact_text(request_id), redact_text(method)
+        event_dict.setdefault("request_id", request_id)
+        event_dict.setdefault("method", method)
         if route is not None:
             event_dict.setdefault("route", route)
         if user_id is not None:
@@ -180,12 +202,9 @@ def emit_redacted(logger, level, fields, buffer=None):
             event_dict.setdefault("organization_id", organization_id)
     event_dict["level"] = method_name
     event_dict["logger"] = logger.name
-    add_timestamp(logger, method_name, event_dict)
+    event_dict["timestamp"] = format_timestamp(now)
     event_dict.setdefault("pid", process_id.current)
-    if buffer is not None:
-        buffer.add(handlers, logger, level, method_name, event_dict)
-        return
-    _write_direct(handlers, logger, level, method_name, event_dict, redacted=True)
+    return method_name, event_dict, redacted
 
 
 def _plain_field_names(fields):
