@@ -29,9 +29,10 @@ handler under valgrind (cachegrind without cache simulation; about a minute per 
 same count on an idle or a busy machine, so small changes show. Each variant runs twice in a
 fresh process, warmed up with 300 requests, then with 0 and with `--calls` more requests; the
 difference divided by `--calls` is one request. Responses are closed as a WSGI server closes
-them, which is when the access line, the Prometheus response metrics and telemetry are written
+them, which is when the Prometheus response metrics and telemetry are recorded
 (apps/observability/after_response.py); with `--unclosed` they are not, and the count is what
-the client waits for.
+the client waits for. Access lines are written in batches, each by the request that fills it
+(no writer thread: its batches would count in whatever variant runs when it wakes).
 
 silk and the query inspector stay in every variant but sample nothing (SILK_SAMPLE_PERCENT=0,
 NPLUSONE_SAMPLE_RATE=0 unless set): one request in a hundred recorded by silk would swamp the
@@ -54,6 +55,7 @@ from wsgi_calls import (
     freeze_as_a_worker_does,
     get_environ,
     serve_request,
+    write_access_lines_from_the_requests,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -252,6 +254,7 @@ def main():
 
         handlers = build_handlers()
         freeze_as_a_worker_does()
+        write_access_lines_from_the_requests()
         path = f"/bench/{arguments.view}"
         if arguments.serve:
             serve(handlers[arguments.serve], path, arguments.calls, close=not arguments.unclosed)

@@ -32,7 +32,12 @@ sys.path.insert(0, str(BASE_DIR / "bench"))
 
 from orders_common import prepare_demo  # noqa: E402
 from valgrind_count import instructions, require_valgrind, served_instructions  # noqa: E402
-from wsgi_calls import freeze_as_a_worker_does, get_environ, serve_request  # noqa: E402
+from wsgi_calls import (  # noqa: E402
+    freeze_as_a_worker_does,
+    get_environ,
+    serve_request,
+    write_access_lines_from_the_requests,
+)
 
 VIEWS = {"api": ("/api/v1/orders/", "page_size=50"), "plain": ("/bench/plain-orders/", "")}
 WARM_UP_CALLS = 50
@@ -114,6 +119,7 @@ def main():
     logging.disable(logging.CRITICAL)
     handler = WSGIHandler()
     freeze_as_a_worker_does()
+    write_access_lines_from_the_requests()
     if options.serve:
         for _ in range(WARM_UP_CALLS + options.calls):
             call(handler, options.serve, key)

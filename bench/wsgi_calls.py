@@ -50,6 +50,15 @@ def freeze_as_a_worker_does():
     gc.freeze()
 
 
+def write_access_lines_from_the_requests():
+    """Access lines written by the request that fills a batch (apps/observability/logging/
+    buffer.py) rather than by the writer thread, which would charge a batch to whatever runs
+    when it wakes: another variant, or nothing counted."""
+    from apps.observability.logging.buffer import access_lines
+
+    access_lines.write_from_requests()
+
+
 def collect_what_the_requests_left():
     """A full collection once the counted requests are served: garbage they left in reference
     cycles is freed inside the count, not after it (or never, at exit), so an instruction

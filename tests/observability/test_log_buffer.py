@@ -168,23 +168,70 @@ def test_a_forked_child_starts_with_no_pending_line():
             line_buffer.access_lines.stop()
 
 
-@override_settings(LOG_ACCESS_BUFFER_SECONDS=60)
-def test_the_middleware_hands_its_access_line_to_the_buffer(monkeypatch):
+@contextmanager
+def buffered_middleware(monkeypatch, view):
+    """RequestContextMiddleware around `view`, its access lines going to a fresh LineBuffer and
+    a plain stream; yields (middleware, buffer, stream)."""
     with plain_stream_logger() as (logger, stream):
         buffer = LineBuffer()
         monkeypatch.setattr("apps.observability.logging.middleware.access_lines", buffer)
         monkeypatch.setattr("apps.observability.logging.middleware.access_logger", logger)
-        middleware = RequestContextMiddleware(lambda request: JsonResponse({"ok": True}))
         try:
-            response = middleware(
-                RequestFactory().get("/x/", headers={"x-request-id": "buffered-1"})
-            )
-            response.close()
-            written_when_closed = stream.getvalue()
-            buffer.write()
+            yield RequestContextMiddleware(view), buffer, stream
         finally:
             buffer.stop()
 
-        assert written_when_closed == ""
-        (line,) = json_lines(stream.getvalue())
-        assert (line["request_id"], line["path"], line["status"]) == ("buffered-1", "/x/", 200)
+
+@override_settings(LOG_ACCESS_BUFFER_SECONDS=60)
+def test_the_middleware_hands_an_access_line_to_the_buffer_as_the_response_leaves(monkeypatch):
+    with buffered_middleware(monkeypatch, lambda request: JsonResponse({"ok": True})) as (
+        middleware,
+        buffer,
+        stream,
+    ):
+        response = middleware(RequestFactory().get("/x/", headers={"x-request-id": "buffered-1"}))
+        pending_before_close = buffer.pending_count()
+        response.close()
+        written_when_closed = stream.getvalue()
+        buffer.write()
+
+    assert pending_before_close == 1
+    assert written_when_closed == ""
+    (line,) = json_lines(stream.getvalue())
+    assert (line["request_id"], line["path"], line["status"]) == ("buffered-1", "/x/", 200)
+
+
+def slow_view(request):
+    time.sleep(0.005)
+    return JsonResponse({"ok": True})
+
+
+@override_settings(LOG_ACCESS_BUFFER_SECONDS=60, LOG_SLOW_REQUEST_MS=1)
+def test_a_slow_requests_line_is_written_once_the_response_is_sent(monkeypatch):
+    with buffered_middleware(monkeypatch, slow_view) as (middleware, buffer, stream):
+        response = middleware(RequestFactory().get("/slow/"))
+        held_before_close = (buffer.pending_count(), stream.getvalue())
+        response.close()
+
+    assert held_before_close == (0, "")
+    (line,) = json_lines(stream.getvalue())
+    assert (line["path"], line["level"], line["slow"]) == ("/slow/", "warning", True)
+
+
+@override_settings(LOG_ACCESS_BUFFER_SECONDS=60)
+def test_a_full_batch_wakes_the_writer_thread(monkeypatch):
+    with plain_stream_logger() as (logger, stream):
+        buffer = LineBuffer()
+        try:
+            for number in range(MAX_PENDING_LINES):
+                formatting.emit_redacted(logger, logging.INFO, fields(number), buffer)
+            deadline = time.monotonic() + WRITER_WAIT_SECONDS
+            while len(stream.getvalue().splitlines()) < MAX_PENDING_LINES:
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.01)
+            written_before_the_interval = len(json_lines(stream.getvalue()))
+        finally:
+            buffer.stop()
+
+    assert written_before_the_interval == MAX_PENDING_LINES

@@ -9,7 +9,7 @@ one write and one flush per handler for the whole batch, as nginx's `access_log 
 does.
 
 - A line waits at most LOG_ACCESS_BUFFER_SECONDS: the buffer's thread writes what is pending that
-  often, and the request that finds MAX_PENDING_LINES waiting writes them itself.
+  often, and at once when MAX_PENDING_LINES are waiting. Requests only append.
 - A line at WARNING or above (a slow request, a 5xx) is written at once, after those pending, so
   that each handler receives the access lines in the order their requests ended. Other loggers'
   lines are not held: an access line can follow a line logged after its request ended, and its
@@ -55,7 +55,9 @@ class LineBuffer:
         self._write_lock = threading.Lock()
         self._start_lock = threading.Lock()
         self._started_pid = None
+        self._writer = None
         self._stop = threading.Event()
+        self._wake = threading.Event()
 
     def add(self, handlers, logger, level, fields, context, now):
         """Write the line later (`emit_redacted` hands over the line it would write to
@@ -63,10 +65,15 @@ class LineBuffer:
         WARNING and above or when the batch is full."""
         pending = self._pending
         pending.append((handlers, logger, level, fields, context, now))
-        if level >= logging.WARNING or len(pending) >= MAX_PENDING_LINES:
-            self.write()
-        elif self._started_pid != process_id.current:
+        if self._started_pid != process_id.current:
             self._start()
+        if level >= logging.WARNING:
+            self.write()
+        elif len(pending) >= MAX_PENDING_LINES:
+            if self._writer is None:
+                self.write()
+            else:
+                self._wake.set()
 
     def write(self):
         """Render every pending line and write them, one write per handler; never raises."""
@@ -97,9 +104,18 @@ class LineBuffer:
     def pending_count(self):
         return len(self._pending)
 
+    def write_from_requests(self):
+        """No writer thread in this process: the request that fills a batch writes it. For the
+        benches, which charge each request its share of the batch it was written in."""
+        with self._start_lock:
+            self.stop()
+            self._started_pid = process_id.current
+
     def stop(self):
         """Stop this process's writer thread (it writes what is pending as it stops)."""
         self._stop.set()
+        self._wake.set()
+        self._writer = None
 
     def _start(self):
         with self._start_lock:
@@ -110,18 +126,20 @@ class LineBuffer:
             if interval <= 0:
                 return  # no writer thread: lines wait for a full batch, a warning or the exit
             self._stop = threading.Event()
-            thread = threading.Thread(
+            self._wake = threading.Event()
+            self._writer = threading.Thread(
                 target=self._run,
-                args=(self._stop, interval),
+                args=(self._stop, self._wake, interval),
                 name="access-line-writer",
                 daemon=True,
             )
-            thread.start()
+            self._writer.start()
 
-    def _run(self, stop, interval):
-        while not stop.wait(interval):
+    def _run(self, stop, wake, interval):
+        while not stop.is_set():
+            wake.wait(interval)
+            wake.clear()
             self.write()
-        self.write()
 
 
 # The access lines of this process (RequestContextMiddleware, when LOG_ACCESS_BUFFER_SECONDS > 0).

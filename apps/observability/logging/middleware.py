@@ -21,7 +21,8 @@ It goes through `emit_redacted` (logging/formatting.py): the same line and handl
 structlog logger, at a fraction of the cost, and not built at all when the level filters it out;
 the path is its only client text, redacted here, and the rest is numbers and names. In
 production the lines are rendered and written in batches, at most LOG_ACCESS_BUFFER_SECONDS
-after their requests, those of slow requests and 5xx at once (logging/buffer.py).
+after their requests (logging/buffer.py): an INFO line is handed to the buffer as the response
+leaves, those of slow requests and 5xx are written once the response is sent, as before.
 """
 
 import logging
@@ -120,7 +121,12 @@ class RequestContextMiddleware:
         if request.has_access_line:
             try:
                 line = self.access_line(request, response, state)
-                if line is not None:
+                if line is None:
+                    pass
+                elif self.line_buffer is not None and line[0] == logging.INFO:
+                    # Handed to the buffer now: an append, nothing the client waits for.
+                    emit_redacted(access_logger, *line, self.line_buffer)
+                else:
                     call_after_response(
                         response,
                         "access line",
