@@ -1,15 +1,15 @@
 """Access lines rendered and written in batches, at most LOG_ACCESS_BUFFER_SECONDS late.
 
-Under full load, writing each access line as its request ends costs more than the rest of the
-observability stack together (bench/README.md, issue 19, tenth round): the formatter's code and
-the stream's write and flush run once per request, each time in caches that the server's own
-work has emptied. `LineBuffer` keeps each line as its request leaves it (the event, complete with
-its timestamp and request context) and renders and writes the lines together: the same text, in
-one write and one flush per handler for the whole batch, as nginx's `access_log ... buffer=`
-does.
+Under full load, an access line written as its request ends cost about as much as the rest of the
+observability stack (bench/README.md, issue 19, ninth and tenth rounds): the formatter's code and
+the stream's write and flush ran once per request, each time in caches that the server's own
+work had emptied. `LineBuffer` keeps what each line needs as its request leaves (its fields,
+request context and moment), and makes the events, renders them and writes them together: the
+same text, in one write and one flush per handler for the whole batch, as nginx's
+`access_log ... buffer=` does.
 
 - A line waits at most LOG_ACCESS_BUFFER_SECONDS: the buffer's thread writes what is pending that
-  often, and at once when MAX_PENDING_LINES are waiting. Requests only append.
+  often, and at once when MAX_PENDING_LINES are waiting. The requests of INFO lines only append.
 - A line at WARNING or above (a slow request, a 5xx) is written at once, after those pending, so
   that each handler receives the access lines in the order their requests ended. Other loggers'
   lines are not held: an access line can follow a line logged after its request ended, and its

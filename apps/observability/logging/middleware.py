@@ -121,23 +121,20 @@ class RequestContextMiddleware:
         if request.has_access_line:
             try:
                 line = self.access_line(request, response, state)
-                if line is None:
-                    pass
-                elif self.line_buffer is not None and line[0] == logging.INFO:
-                    # Handed to the buffer now: an append, nothing the client waits for.
-                    emit_redacted(access_logger, *line, self.line_buffer)
-                else:
-                    call_after_response(
-                        response,
-                        "access line",
-                        emit_redacted,
-                        access_logger,
-                        *line,
-                        self.line_buffer,
-                    )
+                if line is not None:
+                    self.write_access_line(response, *line)
             except Exception:
                 # Logging must never turn a served request into an error.
                 access_logger.exception("access line failed")
+
+    def write_access_line(self, response, level, fields):
+        if self.line_buffer is not None and level == logging.INFO:
+            # An append to the buffer: cheap enough to do before the response is sent.
+            emit_redacted(access_logger, level, fields, self.line_buffer)
+            return
+        call_after_response(
+            response, "access line", emit_redacted, access_logger, level, fields, self.line_buffer
+        )
 
     def end(self, token):
         request_context.exit_request(token)
