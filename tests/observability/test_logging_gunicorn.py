@@ -18,6 +18,18 @@ def without_content_type(headers):
     return {name: value for name, value in headers.items() if name != "Content-Type"}
 
 
+def logging_test_environment(database_url, **overrides):
+    """Production settings serving the logging test views on SQLite, two threads a worker."""
+    return production_environment(
+        DJANGO_SETTINGS_MODULE="tests.observability.settings_for_logging",
+        DATABASE_URL=database_url,
+        DJANGO_ALLOWED_HOSTS="127.0.0.1",
+        DJANGO_SECURE_SSL_REDIRECT="false",
+        GUNICORN_THREADS="2",
+        **overrides,
+    )
+
+
 def wait_for_access_lines(path, request_ids):
     """The file's lines once it holds an access line for every request id (bounded wait)."""
     deadline = time.monotonic() + LOG_WAIT_SECONDS
@@ -33,16 +45,7 @@ def test_gunicorn_in_production_logs_json_lines_with_request_ids_and_no_secret(
     start_gunicorn, sqlite_database_url, tmp_path
 ):
     log_file = tmp_path / "orders.log"
-    server = start_gunicorn(
-        production_environment(
-            DJANGO_SETTINGS_MODULE="tests.observability.settings_for_logging",
-            DATABASE_URL=sqlite_database_url,
-            DJANGO_ALLOWED_HOSTS="127.0.0.1",
-            DJANGO_SECURE_SSL_REDIRECT="false",
-            GUNICORN_THREADS="2",
-            LOG_FILE=log_file,
-        )
-    )
+    server = start_gunicorn(logging_test_environment(sqlite_database_url, LOG_FILE=log_file))
 
     query, headers, body = canaries.request_arguments()
     api = requests.post(
@@ -99,15 +102,7 @@ def test_a_worker_writes_its_buffered_access_lines_while_it_serves(
 ):
     # Production's default LOG_ACCESS_BUFFER_SECONDS: each worker's writer thread writes the
     # lines it holds, with no exit and no further request to push them out.
-    server = start_gunicorn(
-        production_environment(
-            DJANGO_SETTINGS_MODULE="tests.observability.settings_for_logging",
-            DATABASE_URL=sqlite_database_url,
-            DJANGO_ALLOWED_HOSTS="127.0.0.1",
-            DJANGO_SECURE_SSL_REDIRECT="false",
-            GUNICORN_THREADS="2",
-        )
-    )
+    server = start_gunicorn(logging_test_environment(sqlite_database_url))
     response = server.get("/logging-test/items/3/", headers={"X-Request-ID": "buffered-e2e"})
     assert response.status_code == 200
 
