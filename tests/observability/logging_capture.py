@@ -4,9 +4,11 @@ import io
 import json
 import logging
 from contextlib import contextmanager
+from unittest import mock
 
 from django.conf import settings
 
+from apps.observability.logging import formatting
 from apps.observability.logging.formatting import structured_formatter
 
 ACCESS_LOGGER = "apps.observability.access"
@@ -37,6 +39,32 @@ def captured_console():
     finally:
         handler.setStream(previous_stream)
         handler.setFormatter(previous_formatter)
+
+
+@contextmanager
+def plain_stream_logger(name):
+    """The logger `name` with one handler, a plain stream handler with the project's JSON
+    formatter, not propagating: the direct road a production line takes. Yields (logger, stream).
+
+    Enter it in the test's body, not in a fixture: pytest adds its capture handlers to the
+    loggers that exist when a test starts, which would divert lines to the record's road. Sentry's
+    logging integration, once a test in this process has initialised it, replaces
+    Logger.callHandlers for good: the stdlib's is put back meanwhile.
+    """
+    logger = logging.getLogger(name)
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(structured_formatter("json"))
+    saved_handlers = logger.handlers
+    logger.handlers = [handler]
+    logger.propagate = False
+    try:
+        with mock.patch.object(logging.Logger, "callHandlers", formatting._STDLIB_CALL_HANDLERS):
+            assert formatting.direct_handlers(logger) == [handler]
+            yield logger, stream
+    finally:
+        logger.handlers = saved_handlers
+        logger.propagate = True
 
 
 def json_lines(text):

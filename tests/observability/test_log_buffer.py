@@ -1,6 +1,5 @@
 """Access lines rendered and written in batches (apps/observability/logging/buffer.py)."""
 
-import io
 import logging
 import os
 import time
@@ -15,32 +14,15 @@ from apps.common import request_context
 from apps.observability.logging import buffer as line_buffer
 from apps.observability.logging import formatting
 from apps.observability.logging.buffer import MAX_PENDING_LINES, LineBuffer
-from apps.observability.logging.formatting import structured_formatter
 from apps.observability.logging.middleware import RequestContextMiddleware
+from tests.observability import logging_capture
 from tests.observability.logging_capture import json_lines
 
 WRITER_WAIT_SECONDS = 10
 
 
-@contextmanager
 def plain_stream_logger():
-    """A logger whose one handler is a plain stream handler with the project's JSON formatter,
-    not propagating; yields (logger, stream). Set up in the test's body: pytest adds its capture
-    handlers to the loggers that exist when a test starts, which would divert lines to the
-    record's road."""
-    logger = logging.getLogger("apps.logging_test.buffer")
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(structured_formatter("json"))
-    saved_handlers = logger.handlers
-    logger.handlers = [handler]
-    logger.propagate = False
-    try:
-        assert formatting.direct_handlers(logger) == [handler]
-        yield logger, stream
-    finally:
-        logger.handlers = saved_handlers
-        logger.propagate = True
+    return logging_capture.plain_stream_logger("apps.logging_test.buffer")
 
 
 @pytest.fixture

@@ -33,6 +33,7 @@ from tests.observability.logging_capture import (
     access_lines,
     captured_console,
     json_lines,
+    plain_stream_logger,
 )
 from tests.processes import project_environment, run_python
 
@@ -438,22 +439,14 @@ def lines_of_emit_and_emit_redacted(fields, *, request_id="req-1", method="GET",
     request context, to a plain stream handler with the project's JSON formatter (the road a
     production line takes: pytest's own handlers on the root logger would divert both to the
     record's), as (name, value) pairs in order without the timestamp."""
-    logger = logging.getLogger("apps.logging_test.emit_redacted")
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(structured_formatter("json"))
-    logger.addHandler(handler)
-    logger.propagate = False
     request = RequestFactory().generic(method, path)
-    _, token = request_context.enter_request(request, request_id)
-    try:
-        assert formatting.direct_handlers(logger) == [handler]
-        emit(logger, logging.INFO, dict(fields))
-        formatting.emit_redacted(logger, logging.INFO, dict(fields))
-    finally:
-        request_context.exit_request(token)
-        logger.removeHandler(handler)
-        logger.propagate = True
+    with plain_stream_logger("apps.logging_test.emit_redacted") as (logger, stream):
+        _, token = request_context.enter_request(request, request_id)
+        try:
+            emit(logger, logging.INFO, dict(fields))
+            formatting.emit_redacted(logger, logging.INFO, dict(fields))
+        finally:
+            request_context.exit_request(token)
     by_emit, by_emit_redacted = json_lines(stream.getvalue())
     return (
         [item for item in by_emit.items() if item[0] != "timestamp"],
@@ -658,7 +651,6 @@ def _emitted_lines(logger_name, handler):
 
 @pytest.mark.parametrize("log_format", ["json", "console"])
 def test_a_line_written_without_a_record_is_the_line_the_record_gives(log_format):
-    import io
 
     direct = logging.StreamHandler(io.StringIO())
     direct.setFormatter(structured_formatter(log_format))
