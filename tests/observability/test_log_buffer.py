@@ -17,6 +17,7 @@ from apps.observability.logging.buffer import MAX_PENDING_LINES, LineBuffer
 from apps.observability.logging.middleware import RequestContextMiddleware
 from tests.observability import logging_capture
 from tests.observability.logging_capture import json_lines
+from tests.processes import wait_until
 
 WRITER_WAIT_SECONDS = 10
 
@@ -27,9 +28,9 @@ def plain_stream_logger():
 
 @pytest.fixture
 def buffer():
-    line_buffer = LineBuffer()
-    yield line_buffer
-    line_buffer.stop()
+    fresh = LineBuffer()
+    yield fresh
+    fresh.stop()
 
 
 def fields(number, **extra):
@@ -101,9 +102,7 @@ def test_the_line_that_fills_the_batch_writes_it(buffer):
 def test_the_writer_thread_writes_pending_lines_without_another_request(buffer):
     with plain_stream_logger() as (logger, stream):
         formatting.emit_redacted(logger, logging.INFO, fields(1), buffer)
-        deadline = time.monotonic() + WRITER_WAIT_SECONDS
-        while stream.getvalue() == "" and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_until(stream.getvalue, WRITER_WAIT_SECONDS, step=0.01)
 
         assert [line["path"] for line in json_lines(stream.getvalue())] == ["/items/1/"]
 
@@ -201,19 +200,13 @@ def test_a_slow_requests_line_is_written_once_the_response_is_sent(monkeypatch):
 
 
 @override_settings(LOG_ACCESS_BUFFER_SECONDS=60)
-def test_a_full_batch_wakes_the_writer_thread(monkeypatch):
+def test_a_full_batch_wakes_the_writer_thread(buffer):
     with plain_stream_logger() as (logger, stream):
-        buffer = LineBuffer()
-        try:
-            for number in range(MAX_PENDING_LINES):
-                formatting.emit_redacted(logger, logging.INFO, fields(number), buffer)
-            deadline = time.monotonic() + WRITER_WAIT_SECONDS
-            while len(stream.getvalue().splitlines()) < MAX_PENDING_LINES:
-                if time.monotonic() > deadline:
-                    break
-                time.sleep(0.01)
-            written_before_the_interval = len(json_lines(stream.getvalue()))
-        finally:
-            buffer.stop()
+        for number in range(MAX_PENDING_LINES):
+            formatting.emit_redacted(logger, logging.INFO, fields(number), buffer)
 
-    assert written_before_the_interval == MAX_PENDING_LINES
+        def all_written():
+            return len(stream.getvalue().splitlines()) == MAX_PENDING_LINES
+
+        # Well before the writer's interval.
+        assert wait_until(all_written, WRITER_WAIT_SECONDS, step=0.01)
