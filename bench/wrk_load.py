@@ -32,10 +32,11 @@ end
 
 # wrk opens each thread's connections at once and starts its threads back to back. gunicorn's
 # workers share one listening socket: a worker that wakes first can accept a whole burst, and its
-# siblings idle for the whole run (seen as rounds at half the rate, one worker at 100 % CPU and
-# the other at 0 %). One connection per thread, each thread started a little after the last
-# (wrk calls `init` before starting its thread), spreads them over the workers as a load balancer
-# opening connections over time does. The delay is spent before wrk's clock starts.
+# siblings idle for the whole run (rounds at half the rate, one worker busy and one idle). One
+# connection per thread, each thread started a little after the last (wrk calls `init` before
+# starting its thread), spreads them over the workers as a load balancer opening connections over
+# time does. wrk's clock starts once every thread has started, but the requests served meanwhile
+# count in its totals: rates read slightly high, alike for every server.
 CONNECT_STAGGER_SECONDS = 0.01
 STAGGER_HOOK = f"""
 local bench_init = init
