@@ -5,6 +5,7 @@ loading settings opens no database connection, which keeps `--preload` safe.
 """
 
 import gc
+import logging
 import os
 import shutil
 import sys
@@ -14,6 +15,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from gunicorn.glogging import Logger
 
 try:
     settings.LOGGING  # noqa: B018 - load settings now to report bad configuration
@@ -61,10 +63,23 @@ control_socket_disable = True
 
 # gunicorn's own logs leave through the project's structured logging. Its access log is off:
 # RequestContextMiddleware writes the one access line per request (request id, route, queries,
-# redacted). logconfig_dict alone keeps gunicorn formatting access lines, so settings.LOGGING
-# also sets the gunicorn.access logger to WARNING.
+# redacted). logconfig_dict alone turns gunicorn's access lines on, so settings.LOGGING also
+# sets the gunicorn.access logger to WARNING, and ProjectLogger does not build the lines it drops.
 logconfig_dict = settings.LOGGING
 accesslog = None
+
+
+class ProjectLogger(Logger):
+    """gunicorn's logger, building an access line only when gunicorn.access would write it:
+    with logconfig_dict set, gunicorn formats one for every request (its atoms: headers, times,
+    a strftime) and only then lets the logger's level drop it."""
+
+    def access(self, resp, req, environ, request_time):
+        if self.access_log.isEnabledFor(logging.INFO):
+            super().access(resp, req, environ, request_time)
+
+
+logger_class = ProjectLogger
 
 
 def pre_fork(server, worker):

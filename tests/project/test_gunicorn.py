@@ -79,6 +79,65 @@ def test_bad_worker_count_stops_gunicorn_naming_the_variable():
     assert "Configuration error: WEB_CONCURRENCY" in result.stderr
 
 
+# gunicorn's logger as the server sets it up (settings.LOGGING through logconfig_dict), asked for
+# the access line of one request; prints how many times it built the line's atoms, and the
+# records gunicorn.access passed to its handlers.
+GUNICORN_ACCESS_LINE = """
+import datetime, logging, os, runpy
+from types import SimpleNamespace
+from gunicorn.config import Config
+
+conf = runpy.run_path("gunicorn.conf.py")
+config = Config()
+config.set("logconfig_dict", conf["logconfig_dict"])
+config.set("logger_class", conf.get("logger_class", "gunicorn.glogging.Logger"))
+built = []
+
+
+class CountingLogger(config.logger_class):
+    def atoms(self, *arguments):
+        built.append(1)
+        return super().atoms(*arguments)
+
+
+log = CountingLogger(config)
+if os.environ.get("GUNICORN_ACCESS_LEVEL"):
+    logging.getLogger("gunicorn.access").setLevel(os.environ["GUNICORN_ACCESS_LEVEL"])
+written = []
+handler = logging.Handler()
+handler.emit = written.append
+log.access_log.addHandler(handler)
+response = SimpleNamespace(status="200 OK", headers=[], sent=2, response_length=2)
+request = SimpleNamespace(headers=[], method="GET", path="/", query="", version=(1, 1))
+environ = {
+    "REMOTE_ADDR": "127.0.0.1",
+    "REQUEST_METHOD": "GET",
+    "RAW_URI": "/",
+    "PATH_INFO": "/",
+    "SERVER_PROTOCOL": "HTTP/1.1",
+}
+log.access(response, request, environ, datetime.timedelta(milliseconds=3))
+print(len(built), len(written))
+"""
+
+
+def gunicorn_access_line(level=""):
+    environment = project_environment(
+        DJANGO_SETTINGS_MODULE="project.settings", GUNICORN_ACCESS_LEVEL=level
+    )
+    result = run_python(GUNICORN_ACCESS_LINE, environment)
+    assert result.returncode == 0, result.stderr
+    return [int(count) for count in result.stdout.split()]
+
+
+def test_gunicorn_builds_no_access_line_that_its_logger_level_drops():
+    assert gunicorn_access_line() == [0, 0]
+
+
+def test_gunicorn_access_line_is_written_when_its_logger_is_set_to_info():
+    assert gunicorn_access_line("INFO") == [1, 1]
+
+
 def test_pre_fork_closes_connections_and_pools_opened_in_the_master():
     code = """
 import django, runpy
