@@ -462,6 +462,7 @@ REST_FRAMEWORK = {
     ],
     # JSON only, limited to DJANGO_MAX_BODY_BYTES (413 beyond).
     "DEFAULT_PARSER_CLASSES": ["apps.api.parsers.LimitedJSONParser"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "apps.api.negotiation.ContentNegotiation",
     "DEFAULT_PAGINATION_CLASS": "apps.api.pagination.ApiCursorPagination",
     "DEFAULT_FILTER_BACKENDS": ["apps.api.filters.DjangoFilterBackend"],
     "EXCEPTION_HANDLER": "apps.orders.api.errors.exception_handler",
