@@ -1,5 +1,6 @@
 """Request and query metrics kept in the process and written by the flusher (metrics/pending.py)."""
 
+import gc
 import threading
 
 import pytest
@@ -87,6 +88,24 @@ def test_updates_added_while_writers_run_are_each_written_once(monkeypatch):
     updates.write()
 
     assert samples(counter)[("racing_total", ())] == per_thread * threads
+
+
+def test_pending_updates_give_the_garbage_collector_nothing_to_walk(monkeypatch):
+    monkeypatch.setattr(pending.flusher, "ensure_started", lambda: None)
+    registry = CollectorRegistry()
+    counter = Counter("tracked", "c", registry=registry)
+    latency = Histogram("tracked_latency", "h", buckets=BUCKETS, registry=registry)
+    updates = buffered_updates()
+    requests = 1000
+
+    tracked_before = len(gc.get_objects())
+    for value in LATENCIES * (requests // len(LATENCIES)):
+        updates.add((counter, 1), (latency, value))
+    kept = len(gc.get_objects()) - tracked_before
+
+    assert kept < requests // 10
+    updates.write()
+    assert samples(counter)[("tracked_total", ())] == requests
 
 
 def test_without_multiprocess_mode_updates_are_applied_at_once(monkeypatch):

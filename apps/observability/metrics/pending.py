@@ -6,6 +6,9 @@ more (django-prometheus' query count and duration, the duration's sum and bucket
 middleware (metrics/middleware.py) and the database backends (metrics/db_backends) hand their
 updates to `request_updates` instead: appending to a deque costs next to nothing, and the
 background flusher (apps/common/flusher.py) adds them up and writes each series once per cycle.
+The deque holds each update's metric child and amount one after the other, not a pair per
+update: a busy worker gathers hundreds of thousands of updates between two cycles, and pairs are
+containers that the garbage collector would keep walking until they are written.
 
 A scrape still sees every finished request:
 
@@ -22,6 +25,8 @@ are plain numbers in memory.
 
 import bisect
 import collections
+import itertools
+import threading
 
 from django.conf import settings
 from prometheus_client import Histogram
@@ -50,7 +55,10 @@ class PendingUpdates:
     """
 
     def __init__(self):
+        # Metric child, amount, metric child, amount...: extended by one C call per `add`,
+        # which no other thread can split (the GIL); taken two at a time by one writer at once.
         self._updates = collections.deque()
+        self._taking = threading.Lock()
         self._buffered = None
 
     def buffered(self):
@@ -65,7 +73,7 @@ class PendingUpdates:
         # `buffered()` once decided, without a call on every request.
         if self._buffered or (self._buffered is None and self.buffered()):
             flusher.ensure_started()
-            self._updates.extend(updates)
+            self._updates.extend(itertools.chain.from_iterable(updates))
         else:
             apply(updates)
 
@@ -74,20 +82,22 @@ class PendingUpdates:
         it (a management command, a worker before its first request) the updates are applied at
         once, as prometheus-client would."""
         if self.buffered() and flusher.is_started():
-            self._updates.extend(updates)
+            self._updates.extend(itertools.chain.from_iterable(updates))
         else:
             apply(updates)
 
     def write(self):
         """Write every pending update to the metric values (their multiprocess files)."""
-        apply(self._take_all())
+        with self._taking:
+            updates = list(self._take_all())
+        apply(updates)
 
     def _take_all(self):
-        # One by one: another thread may be adding meanwhile.
+        # One update at a time: other threads may be adding meanwhile, after the last one taken.
         pop = self._updates.popleft
         try:
             while True:
-                yield pop()
+                yield pop(), pop()
         except IndexError:
             return
 
