@@ -94,17 +94,25 @@ def pre_fork(server, worker):
             connection.close_pool()
 
 
+# Container objects allocated (less those freed) between two young collections: Python's 700
+# walks a list request's live rows several times and promotes them to older generations, though
+# reference counting frees them all when the response is sent (bench/README.md, issue 19).
+YOUNG_COLLECTION_THRESHOLD = 10_000
+
+
 def post_worker_init(worker):
     """From SIGTERM on, this worker's /ready answers 503 while it finishes in-flight requests.
 
     What the worker has loaded (modules, settings, the application) lives as long as it does: it
     is moved out of the garbage collector's reach (gc.freeze), so that full collections stop
     walking it on the request path and, with --preload, stop writing to the memory pages the
-    workers share with the master."""
+    workers share with the master. Young collections run every YOUNG_COLLECTION_THRESHOLD
+    allocations."""
     from apps.observability.health.draining import install_drain_signal_handler
 
     install_drain_signal_handler()
     gc.freeze()
+    gc.set_threshold(YOUNG_COLLECTION_THRESHOLD, *gc.get_threshold()[1:])
 
 
 def on_starting(server):

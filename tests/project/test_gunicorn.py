@@ -175,6 +175,24 @@ print(before, gc.get_freeze_count() > 0)
     assert result.stdout.split() == ["0", "True"]
 
 
+def test_a_worker_lets_a_requests_objects_go_before_collecting_them():
+    # A list page's worth of live containers (rows, their dicts) allocated after the worker
+    # started: at Python's default threshold the collector walks them several times.
+    code = """
+import django, gc, runpy
+django.setup()
+post_worker_init = runpy.run_path("gunicorn.conf.py")["post_worker_init"]
+post_worker_init(None)
+collections = []
+gc.callbacks.append(lambda phase, info: phase == "start" and collections.append(info))
+rows = [{"id": number, "customer": {"id": number}} for number in range(2000)]
+print(len(collections))
+"""
+    result = run_python(code, project_environment(DJANGO_SETTINGS_MODULE="project.settings"))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["0"]
+
+
 @pytest.fixture(scope="module")
 def production_gunicorn(tmp_path_factory):
     """gunicorn in production mode on a fresh SQLite file with collected static files; its
