@@ -5,6 +5,7 @@ so that the deployment files are checked against what the code actually reads an
 """
 
 import ast
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -25,6 +26,22 @@ def tool_path(name):
     if found is None:
         pytest.fail(f"{name} is not installed; install requirements/dev.txt")
     return found
+
+
+def skip_without_stack_program(reason):
+    """Skip the test for `reason` (a program this machine lacks), or fail it under
+    REQUIRE_STACK=1 (.ci/run), where the stack's tests must run."""
+    if os.environ.get("REQUIRE_STACK") == "1":
+        pytest.fail(f"{reason} (REQUIRE_STACK=1)", pytrace=False)
+    pytest.skip(reason)
+
+
+def program(path, package):
+    """`path` when that program is installed; else skip_without_stack_program with the command
+    that installs it."""
+    if path and shutil.which(path):
+        return path
+    skip_without_stack_program(f"{path or package} not found: apt-get install {package}")
 
 
 def _string_constant(node):

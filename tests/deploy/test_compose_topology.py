@@ -5,7 +5,6 @@ files are read, and HAProxy's and Alertmanager's own checkers validate theirs.""
 
 import os
 import re
-import shutil
 import subprocess
 from pathlib import PurePosixPath
 
@@ -14,7 +13,7 @@ import pytest
 from tests import yaml_files
 from tests.stack import ALERTMANAGER_CONFIG, HAPROXY_CONFIG, PROGRAMS, PROMETHEUS_CONFIG
 
-from . import PROJECT_ROOT
+from . import PROJECT_ROOT, program
 from .test_container_files import compose, compose_service, interpolation_default
 
 pytestmark = pytest.mark.backend_independent
@@ -42,17 +41,6 @@ def mounts(service):
         if source.startswith("./"):
             found[target] = PROJECT_ROOT / source.removeprefix("./")
     return found
-
-
-def program(path, package):
-    """`path` when that program is installed; else skip with the command that installs it, or
-    fail under REQUIRE_STACK=1 (.ci/run)."""
-    if path and shutil.which(path):
-        return path
-    reason = f"{path or package} not found: apt-get install {package}"
-    if os.environ.get("REQUIRE_STACK") == "1":
-        pytest.fail(f"{reason} (REQUIRE_STACK=1)", pytrace=False)
-    pytest.skip(reason)
 
 
 # --- load balancer and scaling ------------------------------------------------------------------

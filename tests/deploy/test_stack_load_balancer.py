@@ -6,7 +6,7 @@ import pytest
 from tests.processes import free_port
 from tests.stack import PROGRAMS, load_balancer
 
-from .test_compose_topology import program
+from . import program
 
 pytestmark = [pytest.mark.system, pytest.mark.backend_independent]
 

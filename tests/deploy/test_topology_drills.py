@@ -15,7 +15,6 @@ unless REQUIRE_STACK=1 (set by .ci/run).
 """
 
 import collections
-import os
 import socket
 import threading
 import time
@@ -29,6 +28,8 @@ import requests
 from tests import yaml_files
 from tests.processes import PROJECT_DIR
 from tests.stack import Stack, missing_programs, wait_until
+
+from . import skip_without_stack_program
 
 pytestmark = [pytest.mark.system, pytest.mark.backend_independent]
 
@@ -58,10 +59,9 @@ REPLICA_MAX_LAG_SECONDS = 5
 def stack():
     missing = missing_programs()
     if missing:
-        reason = f"the stack's programs are missing: apt-get install {' '.join(missing)}"
-        if os.environ.get("REQUIRE_STACK") == "1":
-            pytest.fail(f"{reason} (REQUIRE_STACK=1: the drills must run)", pytrace=False)
-        pytest.skip(reason)
+        skip_without_stack_program(
+            f"the stack's programs are missing: apt-get install {' '.join(missing)}"
+        )
     with Stack(
         instances=3,
         rule_time_factor=RULE_TIME_FACTOR,
