@@ -196,10 +196,6 @@ def stop_process_group(process):
         process.wait()
 
 
-def load_with_wrk(url, connections, duration):
-    return run_wrk(url, connections, duration)
-
-
 def load_with_python(url, connections, duration):
     """Fallback client: one thread per connection, HTTP/1.1 keep-alive when the server allows."""
     parts = urlsplit(url)
@@ -331,7 +327,7 @@ def print_table(results):
 def main():
     args = parse_arguments()
     client = args.client or ("wrk" if shutil.which("wrk") else "python")
-    load = load_with_wrk if client == "wrk" else load_with_python
+    load = run_wrk if client == "wrk" else load_with_python
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-gunicorn-"))

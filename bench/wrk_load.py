@@ -57,14 +57,13 @@ def run_wrk(url, connections, duration, script="", timeout=10):
     (STAGGER_HOOK); `script` is Lua run before the report hook (wrk's request, setup and init
     hooks). Returns requests, seconds, p50/p95/p99 in ms and the errors by kind ("status" counts
     answers other than 2xx and 3xx)."""
-    threads = connections
     with tempfile.NamedTemporaryFile("w", suffix=".lua", prefix="bench-wrk-") as lua:
         lua.write(script + STAGGER_HOOK + REPORT_HOOK)
         lua.flush()
         completed = subprocess.run(
             [
                 "wrk",
-                *("--threads", str(threads), "--connections", str(connections)),
+                *("--threads", str(connections), "--connections", str(connections)),
                 *("--duration", f"{max(1, round(duration))}s", "--timeout", f"{timeout}s"),
                 *("--script", lua.name, url),
             ],
