@@ -651,7 +651,6 @@ def _emitted_lines(logger_name, handler):
 
 @pytest.mark.parametrize("log_format", ["json", "console"])
 def test_a_line_written_without_a_record_is_the_line_the_record_gives(log_format):
-
     direct = logging.StreamHandler(io.StringIO())
     direct.setFormatter(structured_formatter(log_format))
     through_record = logging.StreamHandler(io.StringIO())
