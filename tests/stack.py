@@ -243,7 +243,15 @@ class WebInstance:
     def __init__(self, name, environment, log_path):
         self.name = name
         self.port = free_port()
-        self.environment = {**environment, "PORT": str(self.port)}
+        # Its own Prometheus directory beside its log, gone with the test's: a master killed
+        # outright (`kill`) never removes the one gunicorn.conf.py would make in /tmp.
+        prometheus_directory = log_path.parent / f"{name}-prometheus"
+        prometheus_directory.mkdir(exist_ok=True)
+        self.environment = {
+            **environment,
+            "PORT": str(self.port),
+            "PROMETHEUS_MULTIPROC_DIR": str(prometheus_directory),
+        }
         self.log_path = log_path
         self._running = None
         self.server = None
