@@ -45,6 +45,10 @@ class LineBuffer:
 
     Any thread may add; one writer at a time takes every pending line, so each line is written
     once and the batches in order.
+
+    Its thread is its own, not a job of the background flusher (apps/common/flusher.py): the
+    flusher writes to the database, and a database outage would hold access lines behind its
+    timeouts while requests keep adding them.
     """
 
     def __init__(self):
