@@ -5,6 +5,8 @@ from django.conf import settings
 from django.contrib.sessions.backends.cached_db import KEY_PREFIX
 from django.core.cache import cache
 from django.test import override_settings
+from redis._parsers import _HiredisParser
+from redis.connection import HiredisRespSerializer
 
 from project.settings import cache_settings
 from tests.processes import free_port
@@ -70,3 +72,11 @@ def test_sessions_are_cached_in_redis(client, staff_user):
     log_in(client)
     session_key = client.cookies[settings.SESSION_COOKIE_NAME].value
     assert cache.get(KEY_PREFIX + session_key) is not None
+
+
+def test_redis_replies_are_parsed_and_commands_packed_by_hiredis(unreachable_redis):
+    # redis-py falls back to its Python parser and packer, silently, when hiredis is missing or
+    # older than it supports.
+    connection = cache.client.get_client(write=True).connection_pool.make_connection()
+    assert isinstance(connection._parser, _HiredisParser)
+    assert isinstance(connection._command_packer, HiredisRespSerializer)
