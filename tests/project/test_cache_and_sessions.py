@@ -1,4 +1,5 @@
-"""The cache fails open: with Redis unreachable, pages and logins keep working."""
+"""The cache fails open: with Redis unreachable, pages and logins keep working. Its client is
+redis-py with hiredis."""
 
 import pytest
 from django.conf import settings
