@@ -182,9 +182,9 @@ class RequestState:
     """Everything the request context knows about one request; mutated as the request goes on."""
 
     __slots__ = (
-        *("_route", "duration_ms", "exception", "method", "profiler_depth", "profiler_queries"),
-        *("profiler_seconds", "queries", "request", "request_id", "slow", "started"),
-        "started_at",
+        *("_route", "_when_finished", "duration_ms", "exception", "method", "profiler_depth"),
+        *("profiler_queries", "profiler_seconds", "queries", "request", "request_id", "slow"),
+        *("started", "started_at"),
     )
 
     def __init__(self, request, request_id):
@@ -203,6 +203,7 @@ class RequestState:
         self.exception = None
         self.duration_ms = None
         self.slow = False
+        self._when_finished = None
 
     @property
     def route(self):
@@ -216,13 +217,34 @@ class RequestState:
                 route = self._route = route_template(resolver_match)
         return route
 
+    @property
+    def route_label(self):
+        """`route_label` of the request, from the route it has looked up once."""
+        return (self.route or UNMATCHED_ROUTE)[:ROUTE_LENGTH]
+
     def finish(self):
         """Stop the request's clock, once: when the response leaves the outermost middleware
-        that keeps the request context. Its duration and slowness are read from here by all."""
+        that keeps the request context. Its duration and slowness are read from here by all;
+        then what waits for them (`when_finished`) runs."""
         if self.duration_ms is None:
             elapsed = time.perf_counter() - self.started - self.profiler_seconds
             self.duration_ms = elapsed * 1000
             self.slow = self.duration_ms >= settings.LOG_SLOW_REQUEST_MS
+            waiting, self._when_finished = self._when_finished, None
+            if waiting is not None:
+                for callback, args in waiting:
+                    callback(*args)
+
+    def when_finished(self, callback, *args):
+        """Call `callback(*args)` once the clock has stopped (`finish`), at once if it has: a
+        middleware inside the outermost one reads the request's final duration there. The
+        callback must not raise (it runs as the response leaves that middleware)."""
+        if self.duration_ms is not None:
+            callback(*args)
+        elif self._when_finished is None:
+            self._when_finished = [(callback, args)]
+        else:
+            self._when_finished.append((callback, args))
 
 
 def enter_request(request, request_id):

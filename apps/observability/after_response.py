@@ -2,10 +2,10 @@
 
 A WSGI server calls the response's close() after writing its last byte (PEP 3333; gunicorn,
 uWSGI, wsgiref's runserver, Django's test client and its ASGI handler all do), and Django's
-HttpResponseBase.close() calls the response's resource closers. The access line and the request
-statistics (telemetry) are written there: measured while the request is served, written after,
-as gunicorn writes its own access log. Their CPU cost stays the same; the client no longer waits
-for it.
+HttpResponseBase.close() calls the response's resource closers. An access line written as it
+is (a slow request's, a 5xx's, every line when LOG_ACCESS_BUFFER_SECONDS is 0) is written there:
+measured while the request is served, written after, as gunicorn writes its own access log. Its
+CPU cost stays the same; the client no longer waits for it.
 
 The work runs in a copy of the context variables of the moment the response's first work was
 registered, so a line written after the response still carries the request's id, route and
@@ -35,9 +35,8 @@ def call_after_response(response, work, callback, *args):
     """Call `callback(*args)` when the server closes `response`, in the context of this moment.
 
     `work` names it in the error line and in orders_after_response_failures_total if it fails:
-    Django would swallow the exception silently. The work of one response (telemetry, then the
-    access line) runs in registration order from one resource closer, in the context of the first
-    registration: nothing between the two changes a context variable.
+    Django would swallow the exception silently. The work of one response runs in registration
+    order from one resource closer, in the context of the first registration.
     """
     pending = response.__dict__.get(_PENDING_WORK)
     if pending is None:

@@ -12,6 +12,7 @@ from django.test import Client, RequestFactory
 from django.urls import resolve
 
 from apps.common.request_context import (
+    RequestState,
     current_request_id,
     current_request_state,
     request_id_from_header,
@@ -165,3 +166,26 @@ def test_query_stats_count_every_query_but_tell_apart_a_bounded_number_of_statem
     assert len(stats.statements) == MAX_DISTINCT_STATEMENTS
     assert stats.statements["SELECT 0"] == [2, pytest.approx(0.003)]
     assert "SELECT 250" not in stats.statements
+
+
+def test_work_waiting_for_the_request_to_finish_runs_once_with_its_final_duration():
+    state = RequestState(RequestFactory().get("/"), "id-1")
+    seen = []
+    state.when_finished(lambda label: seen.append((label, state.duration_ms)), "waiting")
+
+    assert seen == []
+    state.finish()
+    state.finish()
+
+    assert seen == [("waiting", state.duration_ms)]
+    assert state.duration_ms is not None
+
+
+def test_work_registered_once_the_request_has_finished_runs_at_once():
+    state = RequestState(RequestFactory().get("/"), "id-1")
+    state.finish()
+    seen = []
+
+    state.when_finished(seen.append, "late")
+
+    assert seen == ["late"]

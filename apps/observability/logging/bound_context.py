@@ -45,6 +45,8 @@ def has_bindings():
     """Whether any key is bound in this context (merge_contextvars would add something)."""
     if _bound_variables is None:
         return bool(structlog.contextvars.get_contextvars())
+    if not _bound_variables:
+        return False
     return any(
         variable.get(Ellipsis) is not Ellipsis for variable in tuple(_bound_variables.values())
     )

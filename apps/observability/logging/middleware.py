@@ -114,6 +114,8 @@ class RequestContextMiddleware:
         return request_context.enter_request(request, request_id)
 
     def finish(self, request, response, state):
+        # The request's clock stops here, for every reader (telemetry's record runs now).
+        state.finish()
         response[request_context.REQUEST_ID_HEADER] = state.request_id
         if self.sentry_enabled:
             # Read by the request's transaction, which Sentry finishes after the response.
@@ -142,7 +144,6 @@ class RequestContextMiddleware:
 
     def access_line(self, request, response, state):
         """(level, event) of the request's access line, or None when its level is off."""
-        state.finish()
         status = response.status_code
         slow = state.slow
         if status >= 500:

@@ -42,12 +42,13 @@ TELEMETRY_DROPPED_REQUESTS = Counter(
 )
 AFTER_RESPONSE_FAILURES = Counter(
     "orders_after_response_failures_total",
-    "Work done after a response was sent that failed: access lines, Prometheus response "
-    "metrics or telemetry lost for that request.",
+    "Work done after a response was sent that failed: access lines or Prometheus response "
+    "metrics lost for that request.",
     ["work"],
 )
-# The work apps/observability/after_response.py runs, exported at 0 from the start.
-for work in ("access line", "prometheus", "telemetry"):
+# What is written after its response, exported at 0 from the start: access lines
+# (after_response.py, logging/buffer.py) and the Prometheus request series (metrics/pending.py).
+for work in ("access line", "prometheus"):
     AFTER_RESPONSE_FAILURES.labels(work)
 CACHE_FAILURES = Counter(
     "orders_cache_failures_total",

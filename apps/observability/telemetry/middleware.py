@@ -5,19 +5,19 @@ request context decided once for the request (RequestState.finish: the same figu
 line and the slow-request counter read). Queries are counted once per request by the request
 context (apps/common/request_context.py: an execute wrapper on every connection, which leaves out
 silk's own queries), and so is the exception that turned a request into a 500; telemetry reads
-them there, the same figures as the access line. Without RequestContextMiddleware in front
-of it, it enters the request context and finishes it itself. Nothing here does I/O: the request is
-added to the aggregator once the response has been sent (apps/observability/after_response.py)
-and the background flusher writes it. The ops paths (apps/common/paths.py) are not counted. A
-failure here is logged and counted, and the response goes out unchanged.
+them there, the same figures as the access line. The request is added to the aggregator when the
+request context stops its clock (`RequestState.when_finished`: RequestContextMiddleware, outside
+this one, does as the response leaves it); without RequestContextMiddleware in front of it, it
+enters the request context and finishes it itself. Nothing here does I/O: the background flusher
+writes the aggregation. The ops paths (apps/common/paths.py) are not counted. A failure here is
+logged and counted, and the response goes out unchanged.
 """
 
 import structlog
 
 from apps.common import flusher, request_context
 from apps.common.paths import is_ops_path
-from apps.common.request_context import request_identity, route_label
-from apps.observability.after_response import call_after_response
+from apps.common.request_context import request_identity
 from apps.observability.metrics import registry as metrics
 from apps.observability.telemetry import aggregation as telemetry
 from apps.observability.telemetry.rows import SlowRequestSample
@@ -44,24 +44,21 @@ class TelemetryMiddleware:
         queries = state.queries
         try:
             response = self.get_response(request)
-        finally:
+        except BaseException:
             if token is not None:
-                state.finish()
                 request_context.exit_request(token)
-        try:
-            call_after_response(
-                response,
-                "telemetry",
-                self.record_safely,
-                request,
-                response,
-                state,
-                queries.count,
-                queries.seconds * 1000,
-            )
-        except Exception:
-            metrics.TELEMETRY_RECORD_FAILURES.inc()
-            logger.exception("telemetry_record_failed", path=path)
+            raise
+        state.when_finished(
+            self.record_safely,
+            request,
+            response,
+            state,
+            queries.count,
+            queries.seconds * 1000,
+        )
+        if token is not None:
+            state.finish()
+            request_context.exit_request(token)
         return response
 
     def record_safely(self, request, response, state, query_count, db_time_ms):
@@ -73,9 +70,7 @@ class TelemetryMiddleware:
             logger.exception("telemetry_record_failed", path=request.path_info)
 
     def record(self, request, response, state, *, query_count, db_time_ms):
-        # After the response: the outermost middleware keeping the context has stopped its clock.
-        state.finish()
-        route = route_label(getattr(request, "resolver_match", None))
+        route = state.route_label
         status = response.status_code
         duration_ms, slow, started_at = state.duration_ms, state.slow, state.started_at
         telemetry.record_request(
