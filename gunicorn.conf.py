@@ -26,8 +26,9 @@ except ImproperlyConfigured as error:
 # Prometheus multiprocess mode (observability/metrics/registry.py): prometheus_client reads the
 # variable when it is imported, so it is set here, before the application is loaded (even with
 # --preload). One directory per master in the temporary directory, a tmpfs that stays writable
-# with a read-only root filesystem; emptied in on_starting, removed in on_exit. Scripts that only
-# read this file's values (sys.argv[0] is not gunicorn) create nothing.
+# with a read-only root filesystem; emptied in on_starting, removed in on_exit (or by on_starting
+# when it refuses to start). Scripts that only read this file's values (sys.argv[0] is not
+# gunicorn) create nothing.
 DEFAULT_PROMETHEUS_DIRECTORY = os.path.join(
     tempfile.gettempdir(), f"orders-prometheus-{os.getpid()}"
 )
@@ -127,6 +128,7 @@ def on_starting(server):
     )
     if problem:
         sys.stderr.write(f"Configuration error: {problem}\n")
+        remove_own_prometheus_directory()  # on_exit does not run: the master never started
         sys.exit(2)
     os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", DEFAULT_PROMETHEUS_DIRECTORY)
     os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
@@ -163,6 +165,11 @@ def child_exit(server, worker):
 
 
 def on_exit(server):
+    """The master is stopping: its own Prometheus directory goes with it."""
+    remove_own_prometheus_directory()
+
+
+def remove_own_prometheus_directory():
     """Remove this server's own Prometheus directory (never one the operator configured)."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR") == DEFAULT_PROMETHEUS_DIRECTORY:
         shutil.rmtree(DEFAULT_PROMETHEUS_DIRECTORY, ignore_errors=True)

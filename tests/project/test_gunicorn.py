@@ -286,9 +286,9 @@ def test_unknown_host_is_refused_but_probes_answer(production_server):
     assert probe.status_code == 200
 
 
-def test_a_busy_port_stops_gunicorn_with_one_line_naming_port(tmp_path):
+def gunicorn_on_a_busy_port(environment):
+    """gunicorn started on a port another socket holds: (its completed process, the port)."""
     port = free_port()
-    environment = project_environment(DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}")
     with socket.create_server(("127.0.0.1", port)):
         result = subprocess.run(
             [GUNICORN, "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}"],
@@ -299,11 +299,29 @@ def test_a_busy_port_stops_gunicorn_with_one_line_naming_port(tmp_path):
             timeout=60,
             check=False,
         )
+    return result, port
+
+
+def test_a_busy_port_stops_gunicorn_with_one_line_naming_port(tmp_path):
+    environment = project_environment(DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    result, port = gunicorn_on_a_busy_port(environment)
 
     assert result.returncode == 2
     assert f"Configuration error: PORT: {port} on 127.0.0.1 is in use already" in result.stderr
     assert "PORT=" in result.stderr
     assert "Connection in use" not in result.stderr
+
+
+def test_a_gunicorn_that_refuses_to_start_leaves_no_prometheus_directory(tmp_path):
+    environment = project_environment(
+        DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        PROMETHEUS_MULTIPROC_DIR=None,
+        TMPDIR=tmp_path,  # where gunicorn.conf.py makes the master's own directory
+    )
+    result, _ = gunicorn_on_a_busy_port(environment)
+
+    assert result.returncode == 2
+    assert list(tmp_path.glob("orders-prometheus-*")) == []
 
 
 def test_gunicorn_says_serving_on_once_it_has_bound_the_port(production_gunicorn):
