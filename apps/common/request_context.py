@@ -116,7 +116,12 @@ def answers_unmatched_paths(view):
 def route_label(resolver_match):
     """The route template as statistics and findings store it: UNMATCHED_ROUTE for a 404, and
     never longer than their columns."""
-    return (route_template(resolver_match) or UNMATCHED_ROUTE)[:ROUTE_LENGTH]
+    return label_of_route(route_template(resolver_match))
+
+
+def label_of_route(route):
+    """`route_label` of a route template already looked up (None for a 404)."""
+    return (route or UNMATCHED_ROUTE)[:ROUTE_LENGTH]
 
 
 @functools.lru_cache(maxsize=1024)
@@ -220,7 +225,7 @@ class RequestState:
     @property
     def route_label(self):
         """`route_label` of the request, from the route it has looked up once."""
-        return (self.route or UNMATCHED_ROUTE)[:ROUTE_LENGTH]
+        return label_of_route(self.route)
 
     def finish(self):
         """Stop the request's clock, once: when the response leaves the outermost middleware

@@ -44,21 +44,19 @@ class TelemetryMiddleware:
         queries = state.queries
         try:
             response = self.get_response(request)
-        except BaseException:
+            state.when_finished(
+                self.record_safely,
+                request,
+                response,
+                state,
+                queries.count,
+                queries.seconds * 1000,
+            )
+            if token is not None:
+                state.finish()
+        finally:
             if token is not None:
                 request_context.exit_request(token)
-            raise
-        state.when_finished(
-            self.record_safely,
-            request,
-            response,
-            state,
-            queries.count,
-            queries.seconds * 1000,
-        )
-        if token is not None:
-            state.finish()
-            request_context.exit_request(token)
         return response
 
     def record_safely(self, request, response, state, query_count, db_time_ms):
